@@ -1,0 +1,1 @@
+"""The engine: checkpoints in, pixels out. Torch only; nothing here imports Qt."""
