@@ -33,7 +33,9 @@ ATOL = 1e-5
 
 def random_state_dict(config: TextEncoderConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
-        shapes = {k: v.shape for k, v in CLIPTextModel(clip_text_config(config)).state_dict().items()}
+        shapes = {
+            k: v.shape for k, v in CLIPTextModel(clip_text_config(config)).state_dict().items()
+        }
     gen = torch.Generator().manual_seed(seed)
     weights = {}
     for key, shape in shapes.items():
@@ -236,7 +238,9 @@ def test_pair_pads_the_shorter_side_to_equal_chunks(conditioner, long_side):
     assert cond.shape == uncond.shape == (1, 231, CONFIG.hidden_size)
     padded = uncond if long_side == "positive" else cond
     empty = conditioner.encode("", clip_skip=2)
-    torch.testing.assert_close(padded[:, :77], conditioner.encode(short, clip_skip=2), atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        padded[:, :77], conditioner.encode(short, clip_skip=2), atol=ATOL, rtol=0
+    )
     torch.testing.assert_close(padded[:, 77:154], empty, atol=ATOL, rtol=0)
     torch.testing.assert_close(padded[:, 154:], empty, atol=ATOL, rtol=0)
 
@@ -339,5 +343,7 @@ def test_nothing_touches_the_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    conditioner = TextConditioner(load_tokenizer(), load_text_model(CONFIG, random_state_dict(CONFIG)))
+    conditioner = TextConditioner(
+        load_tokenizer(), load_text_model(CONFIG, random_state_dict(CONFIG))
+    )
     assert conditioner.encode("a cat").shape == (1, 77, CONFIG.hidden_size)
