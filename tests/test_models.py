@@ -201,3 +201,19 @@ def test_diffusers_folder_is_complete(tmp_path_factory):
     assert pipe.scheduler.config.steps_offset == 1
     assert torch.equal(pipe.unet.conv_out.weight, tiny.unet.conv_out.weight)
     assert tiny.unet.conv_out.weight.abs().min() > 0  # redrawn, not diffusers' zero init
+
+
+def test_reference_pipeline_runs(tmp_path_factory):
+    """TinyModel.diffusers_pipeline() gives other tests a working numerical reference."""
+    tiny = build_tiny_sd(tmp_path_factory, "txt2img", "small")
+    pipe = tiny.diffusers_pipeline()
+    images = pipe(
+        "a cat",
+        num_inference_steps=2,
+        height=64,
+        width=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+    assert images.shape == (1, 64, 64, 3)
+    assert images.std() > 0.01
