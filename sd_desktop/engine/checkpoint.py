@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 import torch
@@ -99,9 +100,16 @@ def _trace_diffusers(parts: dict[str, ComponentWeights], folder: Path) -> dict[s
             out[key] = t
         return out
 
-    converted = diffusers_to_ldm_checkpoint(
-        shadows(parts["unet"]), shadows(parts["vae"]), shadows(parts["text"])
-    )
+    try:
+        converted = diffusers_to_ldm_checkpoint(
+            shadows(parts["unet"]), shadows(parts["vae"]), shadows(parts["text"])
+        )
+    except CheckpointError as exc:
+        raise type(exc)(f"{folder.name}: {exc}") from exc
+    except (ValueError, KeyError, IndexError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{folder.name}: its weights do not follow the SD 1.x diffusers layout ({exc})."
+        ) from exc
     refs: dict[str, TensorRef] = {}
     for key, tensor in converted.items():
         base = tensor if id(tensor) in origin else tensor._base
@@ -203,7 +211,7 @@ class Checkpoint:
     @cached_property
     def shapes(self) -> Mapping[str, tuple[int, ...]]:
         """Full LDM key -> shape, text keys always with 'text_model.'; extra keys included."""
-        return {key: ref.shape for key, ref in self._refs.items()}
+        return MappingProxyType({key: ref.shape for key, ref in self._refs.items()})
 
     @cached_property
     def dtype(self) -> torch.dtype:

@@ -166,3 +166,9 @@ def load_weights(
         )
     if problems:
         raise CheckpointError(f"The {what} weights do not fit the model: {'; '.join(problems)}.")
+    unset = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
+    if unset:
+        # a buffer the file does not carry (non-persistent) must be rebuilt by the caller
+        raise CheckpointError(
+            f"Loading the {what} left {len(unset)} tensors unset (e.g. {unset[0]})."
+        )

@@ -20,8 +20,9 @@ import torch
 
 from .errors import CheckpointError
 
-# Real headers are a few hundred KB (SDXL: ~300 KB); anything near this is hostile.
-MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Real headers are a few hundred KB (SD 1.5 with EMA, SDXL: under 1 MB). The cap also
+# bounds what json.loads may allocate for a hostile header (roughly 20x its size).
+MAX_HEADER_BYTES = 32 * 1024 * 1024
 
 # safetensors dtype names -> (torch dtype, bytes per element)
 DTYPES: dict[str, tuple[torch.dtype, int]] = {
