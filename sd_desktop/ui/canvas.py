@@ -655,22 +655,48 @@ class CanvasWidget(QWidget):
         raw = np.frombuffer(overlay.bits(), dtype=np.uint8)
         rows = raw.reshape(height, overlay.bytesPerLine())
         self._overlay = overlay
-        self._overlay_pixels = rows[:, : width * 4].reshape(height, width, 4)
+        # One uint32 per pixel whose bytes are R, G, B, A in memory, like the QImage.
+        self._overlay_pixels = rows[:, : width * 4].view(np.uint32)
         self._refresh_overlay((0, 0, width, height))
 
     def _refresh_overlay(self, box: Box) -> None:
-        """Recolour the overlay inside ``box`` from the mask and repaint that area."""
+        """Recolour the overlay inside ``box`` from the mask and repaint that area.
+
+        Besides the translucent fill, pixels on the mask's half-strength contour are
+        drawn nearly opaque, so the edge stays legible on images of any colour.
+        """
         if self._mask is None or self._overlay_pixels is None:
             return
-        left, top, right, bottom = box
-        mask = self._mask.pixels[top:bottom, left:right].astype(np.uint32)
-        alpha = (mask * round(255 * self._mask_opacity) + 127) // 255
+        pixels = self._mask.pixels
+        height, width = pixels.shape
+        # A pixel's outline depends on its neighbours, so refresh one pixel more.
+        left, top = max(box[0] - 1, 0), max(box[1] - 1, 0)
+        right, bottom = min(box[2] + 1, width), min(box[3] + 1, height)
+        inside = np.pad(
+            pixels[max(top - 1, 0) : bottom + 1, max(left - 1, 0) : right + 1] >= 128,
+            ((int(top == 0), int(bottom == height)), (int(left == 0), int(right == width))),
+            mode="edge",
+        )
+        core = inside[1:-1, 1:-1]
+        edge = core & ~(inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
+        fill, outline = self._overlay_colours()
         target = self._overlay_pixels[top:bottom, left:right]
-        colour = (self._mask_color.red(), self._mask_color.green(), self._mask_color.blue())
-        for channel, value in enumerate(colour):
-            target[..., channel] = (alpha * value + 127) // 255
-        target[..., 3] = alpha
+        target[...] = fill[pixels[top:bottom, left:right]]
+        target[edge] = outline
         self.update(self._view.widget_rect(left, top, right, bottom))
+
+    def _overlay_colours(self) -> tuple[np.ndarray, np.ndarray]:
+        """Packed premultiplied RGBA for every mask value (a lookup table) and the outline."""
+        colour = np.array(
+            [self._mask_color.red(), self._mask_color.green(), self._mask_color.blue(), 255],
+            dtype=np.uint32,
+        )
+        levels = np.arange(256, dtype=np.uint32)
+        alpha = (levels * round(255 * self._mask_opacity) + 127) // 255
+        fill = ((alpha[:, None] * colour[None, :] + 127) // 255).astype(np.uint8)
+        edge_alpha = max(round(255 * min(self._mask_opacity * 1.8, 0.9)), 1)
+        outline = ((edge_alpha * colour + 127) // 255).astype(np.uint8)
+        return fill.view(np.uint32).ravel(), outline.view(np.uint32)
 
     # painting strokes --------------------------------------------------------------
 

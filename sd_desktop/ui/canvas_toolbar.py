@@ -17,6 +17,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QToolBar,
@@ -117,13 +118,14 @@ class _SliderControl(QWidget):
         label = QLabel(caption, self)
         self.slider = QSlider(Qt.Orientation.Horizontal, self)
         self.slider.setRange(0, slider_max)
-        self.slider.setMinimumWidth(90)
-        self.slider.setMaximumWidth(160)
+        self.slider.setFixedWidth(120)
         self.spin = QSpinBox(self)
         self.spin.setRange(*spin_range)
         self.spin.setSuffix(suffix)
         self.spin.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.spin.setKeyboardTracking(False)
+        self.spin.setMaximumWidth(self.spin.fontMetrics().horizontalAdvance("0000 px") + 36)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         for widget in (label, self.slider, self.spin):
             widget.setToolTip(tooltip)
             layout.addWidget(widget)
