@@ -7,6 +7,7 @@ Defaults reproduce diffusers (no mask blur, nothing pasted back); the options
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,21 @@ def output_paths(output: Path, count: int) -> list[Path]:
     return [output.with_name(f"{output.stem}-{i + 1}{output.suffix}") for i in range(count)]
 
 
+def save_png(image: Image.Image, path: Path, request, model) -> None:
+    """Write the PNG with A1111 infotext via a temporary file, so no half-written file remains."""
+    from .infotext import GenerationParams, write_png
+
+    params = GenerationParams.from_request(
+        request, seed=request.seed, model=model.name, model_hash=model.short_hash
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write_png(image, tmp, params)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def run_generate(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -98,7 +114,6 @@ def _generate(args: argparse.Namespace) -> int:
     from .engine.model import load_model
     from .engine.pipeline import generate
     from .engine.request import GenerationRequest
-    from .engine.save import save_png
 
     init_image = load_input_image(args.init_image, "init image") if args.init_image else None
     mask = load_input_image(args.mask, "mask") if args.mask else None
