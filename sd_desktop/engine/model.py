@@ -20,7 +20,7 @@ from .conditioning import TextConditioner
 from .config import ModelConfig
 from .devices import DTYPE_NAMES, resolve_device, resolve_dtype
 from .image_ops import tile_ranges
-from .lazy_weights import load_weights
+from .lazy_weights import load_weights, materialize
 from .previews import LATENT_FORMATS, LatentFormat, images_to_uint8, latents_to_rgb_fast
 from .text_encoder import load_text_model
 from .tokenizer import load_tokenizer
@@ -178,9 +178,8 @@ def load_model(
     vae.eval().requires_grad_(False)
 
     report(0.80, "Loading the text encoder")
-    text_model = load_text_model(
-        cfg.text, checkpoint.component_state_dict("text"), device=dev, dtype=run_dtype
-    )
+    text_weights = materialize(checkpoint.component_state_dict("text"), run_dtype, dev)
+    text_model = load_text_model(cfg.text, text_weights, device=dev, dtype=run_dtype)
     conditioner = TextConditioner(load_tokenizer(), text_model)
     report(1.0, "Ready")
     return StableDiffusionModel(
