@@ -158,6 +158,24 @@ def test_fast_move_leaves_no_gaps(canvas):
     assert stroke_width(m[:, 250]) in (19, 20, 21)
 
 
+def test_shift_click_draws_a_straight_line_and_escape_cancels(canvas):
+    drag(canvas, [(60, 60)])
+    drag(canvas, [(460, 460)], modifiers=Qt.KeyboardModifier.ShiftModifier)
+    m = mask(canvas)
+    assert all(m[v, v] == 255 for v in range(60, 461, 10))
+    assert m[60, 460] == 0 and m[460, 60] == 0
+    canvas.undo()  # the line is its own undo step
+    m = mask(canvas)
+    assert m[60, 60] == 255 and m[260, 260] == 0
+
+    QTest.mousePress(canvas, LEFT, NOMOD, at(canvas, 100, 400))
+    QTest.mouseMove(canvas, at(canvas, 300, 400))
+    assert mask(canvas)[400, 200] == 255
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
+    QTest.mouseRelease(canvas, LEFT, NOMOD, at(canvas, 300, 400))
+    assert mask(canvas)[400, 200] == 0 and mask(canvas)[60, 60] == 255
+
+
 def test_eraser_key_and_right_button_erase(canvas):
     drag(canvas, [(50, 256), (460, 256)])
     QTest.keyClick(canvas, Qt.Key.Key_E)

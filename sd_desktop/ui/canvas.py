@@ -1131,11 +1131,11 @@ class CanvasWidget(QWidget):
             light.setDashPattern([3.0, 3.0])
         painter.setPen(light)
         painter.drawEllipse(c, radius, radius)
-        if self._hardness < 100 and radius > 8:
+        if self._hardness < 100 and radius > 16:
             inner = radius * max(self._hardness / 100, 0.05)
             painter.setPen(QPen(QColor(255, 255, 255, 90), 1.0, Qt.PenStyle.DotLine))
             painter.drawEllipse(c, inner, inner)
-        arm = 4.0
+        arm = 4.0 if radius >= 12 else 1.0
         for pen in (QPen(QColor(0, 0, 0, 150), 3.0), QPen(QColor(255, 255, 255, 230), 1.0)):
             painter.setPen(pen)
             painter.drawLine(QPointF(c.x() - arm, c.y()), QPointF(c.x() + arm, c.y()))

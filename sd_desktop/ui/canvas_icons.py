@@ -21,28 +21,34 @@ _SIZES = (16, 24, 32, 48, 64)
 def canvas_icon(name: str, color: QColor | None = None) -> QIcon:
     """Icon ``name`` (a key of :data:`ICON_NAMES`), themed where the desktop provides it."""
     theme_name, drawer, standard = ICON_NAMES[name]
+    palette = QApplication.palette()
     if color is None:
-        color = QApplication.palette().color(QPalette.ColorRole.ButtonText)
+        color = palette.color(QPalette.ColorRole.ButtonText)
     if drawer is None and standard is not None:
         fallback = QApplication.style().standardIcon(standard)
     else:
-        fallback = _draw_icon(drawer or _draw_brush, color)
+        disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
+        if disabled == color:
+            disabled = QColor(color.red(), color.green(), color.blue(), 90)
+        fallback = _draw_icon(drawer or _draw_brush, color, disabled)
     if theme_name and QIcon.hasThemeIcon(theme_name):
         return QIcon.fromTheme(theme_name, fallback)
     return fallback
 
 
-def _draw_icon(drawer: Drawer, color: QColor) -> QIcon:
+def _draw_icon(drawer: Drawer, color: QColor, disabled: QColor) -> QIcon:
+    """Normal and disabled renderings; the style's automatic greying is too faint."""
     icon = QIcon()
-    for size in _SIZES:
-        pixmap = QPixmap(size, size)
-        pixmap.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.scale(size / 24.0, size / 24.0)
-        drawer(painter, color)
-        painter.end()
-        icon.addPixmap(pixmap)
+    for mode, ink in ((QIcon.Mode.Normal, color), (QIcon.Mode.Disabled, disabled)):
+        for size in _SIZES:
+            pixmap = QPixmap(size, size)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.scale(size / 24.0, size / 24.0)
+            drawer(painter, ink)
+            painter.end()
+            icon.addPixmap(pixmap, mode)
     return icon
 
 

@@ -90,9 +90,16 @@ class _ControlAction(QWidgetAction):
     def __init__(self, parent: QObject, factory: Callable[[QWidget], QWidget]) -> None:
         super().__init__(parent)
         self._factory = factory
+        self.changed.connect(self._sync_enabled)
 
     def createWidget(self, parent: QWidget) -> QWidget:  # noqa: N802 - Qt override
-        return self._factory(parent)
+        widget = self._factory(parent)
+        widget.setEnabled(self.isEnabled())
+        return widget
+
+    def _sync_enabled(self) -> None:
+        for widget in self.createdWidgets():
+            widget.setEnabled(self.isEnabled())
 
 
 class _SliderControl(QWidget):
