@@ -34,13 +34,11 @@ from PySide6.QtGui import (
     QDragMoveEvent,
     QDropEvent,
     QFocusEvent,
-    QFont,
     QGuiApplication,
     QImage,
     QKeyEvent,
     QMouseEvent,
     QPainter,
-    QPainterPath,
     QPaintEvent,
     QPen,
     QPixmap,
@@ -51,6 +49,15 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFileDialog, QPushButton, QToolBar, QWidget
 
+from sd_desktop.ui.canvas_decor import (
+    BACKGROUND,
+    empty_zone,
+    paint_brush_cursor,
+    paint_drop_highlight,
+    paint_empty_state,
+    paint_pill,
+    paint_shadow,
+)
 from sd_desktop.ui.canvas_icons import canvas_icon
 from sd_desktop.ui.canvas_image_io import (
     DEFAULT_LIMITS,
@@ -70,13 +77,6 @@ from sd_desktop.ui.canvas_toolbar import CanvasActions, build_canvas_actions, bu
 from sd_desktop.ui.canvas_view import ViewTransform
 from sd_desktop.ui.mask_brush import Box, BrushPoint
 from sd_desktop.ui.mask_document import MaskDocument
-
-EMPTY_HINT = "Drop an image here, paste (Ctrl+V) or File > Open…"
-
-_BACKGROUND = QColor(43, 44, 47)
-_TEXT = QColor(214, 216, 220)
-_TEXT_DIM = QColor(150, 153, 160)
-_ACCENT = QColor(88, 156, 255)
 
 
 class _Layer(Enum):
@@ -600,8 +600,9 @@ class CanvasWidget(QWidget):
     def _place_open_button(self) -> None:
         hint = self._open_button.sizeHint()
         width = max(hint.width() + 24, 150)
+        centre = empty_zone(self.rect()).center()
         self._open_button.setGeometry(
-            (self.width() - width) // 2, self.height() // 2 + 18, width, hint.height() + 8
+            round(centre.x() - width / 2), round(centre.y()) + 18, width, hint.height() + 8
         )
 
     def _cancel_interaction(self) -> None:
@@ -956,14 +957,14 @@ class CanvasWidget(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
-        painter.fillRect(event.rect(), _BACKGROUND)
+        painter.fillRect(event.rect(), BACKGROUND)
         doc = self._document_size()
         if doc is None:
-            self._paint_empty(painter)
+            paint_empty_state(painter, self.rect(), self.font(), self._drag_hover)
             painter.end()
             return
         target = self._view.image_rect(doc)
-        self._paint_shadow(painter, target)
+        paint_shadow(painter, target)
         self._paint_picture(painter, target)
         if self._overlay_visible() and self._overlay is not None:
             self._set_sampling(painter)
@@ -974,7 +975,7 @@ class CanvasWidget(QWidget):
         painter.drawRect(target.adjusted(-0.5, -0.5, 0.5, 0.5))
         self._paint_badge(painter)
         if self._drag_hover:
-            self._paint_drop_highlight(painter, QRectF(self.rect()).adjusted(6, 6, -6, -6))
+            paint_drop_highlight(painter, QRectF(self.rect()).adjusted(6, 6, -6, -6))
         self._paint_brush_cursor(painter)
         self._paint_hud(painter)
         painter.end()
@@ -1023,12 +1024,6 @@ class CanvasWidget(QWidget):
             self._result_pixmap = QPixmap.fromImage(image)
         return self._result_pixmap
 
-    def _paint_shadow(self, painter: QPainter, target: QRectF) -> None:
-        painter.setPen(Qt.PenStyle.NoPen)
-        for spread, alpha in ((6, 18), (4, 28), (2, 40)):
-            painter.setBrush(QColor(0, 0, 0, alpha))
-            painter.drawRect(target.adjusted(-spread + 2, -spread + 3, spread + 2, spread + 3))
-
     def _paint_badge(self, painter: QPainter) -> None:
         if self._layer is _Layer.PREVIEW:
             text = "Preview"
@@ -1038,77 +1033,13 @@ class CanvasWidget(QWidget):
             text = "Source"
         else:
             return
-        self._paint_pill(painter, text, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+        paint_pill(painter, self.rect(), self.font(), text, align)
 
     def _paint_hud(self, painter: QPainter) -> None:
         if self._hud_text:
             align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom
-            self._paint_pill(painter, self._hud_text, align)
-
-    def _paint_pill(self, painter: QPainter, text: str, align: Qt.AlignmentFlag) -> None:
-        font = QFont(self.font())
-        font.setPointSizeF(max(font.pointSizeF() * 0.95, 8.0))
-        painter.setFont(font)
-        metrics = painter.fontMetrics()
-        width = metrics.horizontalAdvance(text) + 20
-        height = metrics.height() + 8
-        x = 10 if align & Qt.AlignmentFlag.AlignLeft else self.width() - width - 10
-        y = 10 if align & Qt.AlignmentFlag.AlignTop else self.height() - height - 10
-        box = QRectF(x, y, width, height)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(20, 20, 22, 190))
-        painter.drawRoundedRect(box, height / 2, height / 2)
-        painter.setPen(_TEXT)
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
-
-    def _paint_empty(self, painter: QPainter) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        centre = QPointF(self.width() / 2, self.height() / 2)
-        zone_w = min(self.width() - 48, 520)
-        zone_h = min(self.height() - 48, 300)
-        zone = QRectF(centre.x() - zone_w / 2, centre.y() - zone_h / 2, zone_w, zone_h)
-        if self._drag_hover:
-            self._paint_drop_highlight(painter, zone)
-        else:
-            pen = QPen(QColor(255, 255, 255, 46), 1.5, Qt.PenStyle.DashLine)
-            painter.setPen(pen)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(zone, 14, 14)
-        self._paint_picture_glyph(painter, QPointF(centre.x(), centre.y() - 62))
-        font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        painter.setFont(font)
-        painter.setPen(_TEXT)
-        text_box = QRectF(zone.left() + 16, centre.y() - 28, zone.width() - 32, 40)
-        painter.drawText(
-            text_box,
-            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-            "Drop to open" if self._drag_hover else EMPTY_HINT,
-        )
-
-    def _paint_picture_glyph(self, painter: QPainter, centre: QPointF) -> None:
-        painter.setPen(QPen(_TEXT_DIM, 2.0))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        frame = QRectF(centre.x() - 26, centre.y() - 20, 52, 40)
-        painter.drawRoundedRect(frame, 5, 5)
-        hills = QPainterPath(QPointF(frame.left() + 6, frame.bottom() - 6))
-        hills.lineTo(QPointF(frame.left() + 20, frame.top() + 18))
-        hills.lineTo(QPointF(frame.left() + 30, frame.top() + 27))
-        hills.lineTo(QPointF(frame.left() + 37, frame.top() + 21))
-        hills.lineTo(QPointF(frame.right() - 6, frame.bottom() - 6))
-        painter.drawPath(hills)
-        painter.setBrush(_TEXT_DIM)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.drawEllipse(QPointF(frame.right() - 13, frame.top() + 11), 4, 4)
-
-    def _paint_drop_highlight(self, painter: QPainter, area: QRectF) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        tint = QColor(_ACCENT)
-        tint.setAlpha(40)
-        painter.setBrush(tint)
-        painter.setPen(QPen(_ACCENT, 2.0, Qt.PenStyle.DashLine))
-        painter.drawRoundedRect(area, 14, 14)
+            paint_pill(painter, self.rect(), self.font(), self._hud_text, align)
 
     def _cursor_erases(self) -> bool:
         if self._stroking:
@@ -1120,26 +1051,7 @@ class CanvasWidget(QWidget):
         if self._cursor is None or not self._can_paint() or self._pan_anchor is not None:
             return
         radius = self._brush_size / 2 * self._view.scale
-        c = self._cursor
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(QPen(QColor(0, 0, 0, 150), 3.0))
-        painter.drawEllipse(c, radius, radius)
-        light = QPen(QColor(255, 255, 255, 230), 1.2)
-        if self._cursor_erases():
-            light.setStyle(Qt.PenStyle.DashLine)
-            light.setDashPattern([3.0, 3.0])
-        painter.setPen(light)
-        painter.drawEllipse(c, radius, radius)
-        if self._hardness < 100 and radius > 16:
-            inner = radius * max(self._hardness / 100, 0.05)
-            painter.setPen(QPen(QColor(255, 255, 255, 90), 1.0, Qt.PenStyle.DotLine))
-            painter.drawEllipse(c, inner, inner)
-        arm = 4.0 if radius >= 12 else 1.0
-        for pen in (QPen(QColor(0, 0, 0, 150), 3.0), QPen(QColor(255, 255, 255, 230), 1.0)):
-            painter.setPen(pen)
-            painter.drawLine(QPointF(c.x() - arm, c.y()), QPointF(c.x() + arm, c.y()))
-            painter.drawLine(QPointF(c.x(), c.y() - arm), QPointF(c.x(), c.y() + arm))
+        paint_brush_cursor(painter, self._cursor, radius, self._hardness, self._cursor_erases())
 
     def _update_cursor_area(self, grow: bool = False) -> None:
         """Repaint where the brush outline is (or is about to be)."""
