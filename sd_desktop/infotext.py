@@ -275,10 +275,6 @@ def split_parameter_line(line: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _looks_like_parameters(line: str) -> bool:
-    return len(split_parameter_line(line)) >= _MIN_PARAM_PAIRS
-
-
 def _typed(key: str, raw: str, convert: type) -> Any:
     try:
         value = convert(raw)
@@ -308,9 +304,11 @@ def parse_infotext(text: str) -> GenerationParams:
     if len(text) > MAX_INFOTEXT_CHARS:
         raise InfotextError("Infotext is too long to be real generation parameters.")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    param_line = ""
-    if lines and _looks_like_parameters(lines[-1]):
-        param_line = lines.pop()
+    pairs = split_parameter_line(lines[-1]) if lines else []
+    if len(pairs) >= _MIN_PARAM_PAIRS:
+        lines.pop()
+    else:
+        pairs = []
 
     prompt_lines: list[str] = []
     negative_lines: list[str] = []
@@ -326,7 +324,7 @@ def parse_infotext(text: str) -> GenerationParams:
         "negative_prompt": "\n".join(negative_lines).strip(),
     }
     extra: dict[str, str] = {}
-    for key, raw in split_parameter_line(param_line):
+    for key, raw in pairs:
         if key == "Steps":
             values["steps"] = _typed(key, raw, int)
         elif key == "Sampler":

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # A temp file older than this is debris from a crash, not a save in progress.
 _STALE_TEMP_S = 3600.0
 SORT_ORDERS = ("newest", "oldest")
+_NO_INDEX = "no index yet"
 
 
 class GalleryError(Exception):
@@ -104,7 +105,8 @@ class GalleryStore:
         files.remove_stale_temp_files(self._folder, _STALE_TEMP_S, time.time())
         reason = self._open_existing_index()
         if reason is not None:
-            log.warning("Rebuilding gallery index %s: %s", self._index_path, reason)
+            level = logging.INFO if reason == _NO_INDEX else logging.WARNING
+            log.log(level, "Rebuilding gallery index %s: %s", self._index_path, reason)
             self.rebuild_reason = reason
             self.rebuild()
         elif scan_on_open:
@@ -135,7 +137,7 @@ class GalleryStore:
     def _open_existing_index(self) -> str | None:
         """Open the index; return why it must be rebuilt, or None when it is usable."""
         if not self._index_path.exists():
-            return "no index yet"
+            return _NO_INDEX
         conn: sqlite3.Connection | None = None
         try:
             conn = index.connect(self._index_path)
