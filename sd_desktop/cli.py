@@ -19,10 +19,17 @@ from .engine.errors import EngineError, InvalidRequestError
 MAX_INPUT_PIXELS = 8192 * 8192
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end in one line on stderr, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see sd-desktop generate --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .engine.samplers import SAMPLERS
 
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="sd-desktop generate",
         description="Generate images with a Stable Diffusion 1.x checkpoint.",
     )
@@ -72,8 +79,10 @@ def load_input_image(path: Path, what: str) -> Image.Image:
 def output_paths(output: Path, count: int) -> list[Path]:
     """Batch size 1 writes exactly PATH; larger batches add -1, -2, ... before the suffix."""
     if output.suffix.lower() != ".png":
-        output = output.with_suffix(output.suffix + ".png") if output.suffix else output.with_suffix(
-            ".png"
+        output = (
+            output.with_suffix(output.suffix + ".png")
+            if output.suffix
+            else output.with_suffix(".png")
         )
     if count == 1:
         return [output]

@@ -175,8 +175,12 @@ def test_img2img_matches_diffusers(small, sampler):
 
 @pytest.mark.parametrize(
     ("variant", "sampler", "strength"),
-    [("inpaint", "euler_a", 1.0), ("inpaint", "dpmpp_2m", 0.7), ("txt2img", "euler_a", 1.0),
-     ("txt2img", "lms", 0.8)],
+    [
+        ("inpaint", "euler_a", 1.0),
+        ("inpaint", "dpmpp_2m", 0.7),
+        ("txt2img", "euler_a", 1.0),
+        ("txt2img", "lms", 0.8),
+    ],
 )
 def test_inpaint_matches_diffusers(tmp_path_factory, variant, sampler, strength):
     tiny = build_tiny_sd(tmp_path_factory, variant, "small")

@@ -68,9 +68,9 @@ def validate(request: GenerationRequest, model: StableDiffusionModel) -> None:
         )
     if request.cfg_scale < 0 or not np.isfinite(request.cfg_scale):
         raise InvalidRequestError(f"CFG scale must be 0 or more (got {request.cfg_scale}).")
-    if not 1 <= request.clip_skip <= max(1, model.config.text.num_layers - 1):
+    if not 1 <= request.clip_skip <= model.config.text.num_layers:
         raise InvalidRequestError(
-            f"Clip skip must be between 1 and {model.config.text.num_layers - 1} "
+            f"Clip skip must be between 1 and {model.config.text.num_layers} "
             f"(got {request.clip_skip})."
         )
     if request.mask_blur < 0:
@@ -105,7 +105,13 @@ def generate(
     generator = torch.Generator("cpu").manual_seed(seed)
     batch = request.batch_size
     device, dtype = model.device, model.dtype
-    latent_shape = (batch, model.config.vae.latent_channels, request.height // 8, request.width // 8)
+    scale = model.config.vae.downscale
+    latent_shape = (
+        batch,
+        model.config.vae.latent_channels,
+        request.height // scale,
+        request.width // scale,
+    )
     started = time.perf_counter()
 
     with torch.inference_mode():
@@ -162,7 +168,9 @@ def generate(
             if extra_channels is not None:
                 mask_lat, masked_lat = extra_channels
                 reps = 2 if use_cfg else 1
-                x = torch.cat([x, mask_lat.repeat(reps, 1, 1, 1), masked_lat.repeat(reps, 1, 1, 1)], 1)
+                x = torch.cat(
+                    [x, mask_lat.repeat(reps, 1, 1, 1), masked_lat.repeat(reps, 1, 1, 1)], 1
+                )
             eps = model.unet(x, timestep, context)
             if use_cfg:
                 eps_uncond, eps_cond = eps.chunk(2)
@@ -215,13 +223,14 @@ def _mask_channels(
     encoded so the generator advances exactly as in diffusers.
     """
     h, w = hard_mask.shape[-2:]
-    mask_lat = torch.nn.functional.interpolate(hard_mask, size=(h // 8, w // 8))
+    scale = model.config.vae.downscale
+    mask_lat = torch.nn.functional.interpolate(hard_mask, size=(h // scale, w // scale))
     mask_lat = mask_lat.to(device=model.device, dtype=model.dtype).repeat(batch, 1, 1, 1)
     if model.config.unet.in_channels == 9:
         masked = masked_image.to(device=model.device, dtype=model.dtype)
         masked_lat = model.encode_image(masked, generator).repeat(batch, 1, 1, 1)
     else:
-        shape = (1, model.config.vae.latent_channels, h // 8, w // 8)
+        shape = (1, model.config.vae.latent_channels, h // scale, w // scale)
         _randn(shape, generator, model)  # the posterior sample diffusers draws and discards
         masked_lat = torch.empty(0)
     return mask_lat, masked_lat
