@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import build_tiny_sd
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+from factories import build_tiny_sd
 from sd_desktop.engine.request import GenerationRequest
 from sd_desktop.gallery import GalleryError, GalleryStore
 from sd_desktop.infotext import read_png_params
@@ -58,9 +58,7 @@ class Recorder:
         self.events.append((name, *args))
 
     def of(self, name: str, job_id: int | None = None) -> list[tuple]:
-        return [
-            e[1:] for e in self.events if e[0] == name and (job_id is None or e[1] == job_id)
-        ]
+        return [e[1:] for e in self.events if e[0] == name and (job_id is None or e[1] == job_id)]
 
 
 @pytest.fixture(scope="module")
