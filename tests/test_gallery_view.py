@@ -18,7 +18,7 @@ from PySide6.QtGui import QGuiApplication, QPixmap  # noqa: E402
 
 from sd_desktop.gallery import GalleryItem, GalleryStore, ThumbnailCache  # noqa: E402
 from sd_desktop.infotext import GenerationParams  # noqa: E402
-from sd_desktop.ui.gallery_model import GalleryModel, ItemRole  # noqa: E402
+from sd_desktop.ui.gallery_model import GalleryModel, ItemRole, ThumbnailErrorRole  # noqa: E402
 from sd_desktop.ui.gallery_thumbs import ThumbnailLoader  # noqa: E402
 from sd_desktop.ui.gallery_view import GalleryWidget  # noqa: E402
 
@@ -295,3 +295,16 @@ def test_selection_survives_a_filter_that_keeps_it(widget: GalleryWidget) -> Non
     widget.set_search_text("zebra")
     assert widget.details.item is None
     assert not widget.action_reuse_seed.isEnabled()
+
+
+def test_unreadable_file_gets_error_placeholder(qtbot, widget: GalleryWidget) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(widget.loader.is_idle, timeout=5000)  # first screen done
+    item = widget.model.item(0)
+    item.path.write_bytes(b"this is no longer a PNG")
+    widget.loader.forget(item.path)  # it may already be on screen from before
+    index = widget.model.index(0)
+    widget.model.data(index, Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(lambda: widget.model.data(index, ThumbnailErrorRole) is not None, timeout=5000)
+    assert item.name in widget.model.data(index, ThumbnailErrorRole)
+    assert widget.model.data(index, Qt.ItemDataRole.DecorationRole) is None
+    widget.grid.viewport().repaint()  # the crossed-out placeholder paints without error

@@ -183,7 +183,7 @@ class GalleryStore:
             reason = exc.strerror or exc
             raise GalleryError(f"Could not save the image in {day}: {reason}.") from exc
         with self._lock:
-            self._next_numbers[day] = max(self._next_numbers[day], used + 1)
+            self._next_numbers[day] = max(self._next_numbers.get(day, 0), used + 1)
             item_id = self._insert(
                 self._relative(path), created.timestamp(), params, params.to_infotext()
             )

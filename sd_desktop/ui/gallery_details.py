@@ -105,9 +105,9 @@ def _muted(label: QLabel) -> QLabel:
     return label
 
 
-def _value_label(text: str = "") -> QLabel:
+def _value_label(text: str = "", wrap: bool = True) -> QLabel:
     label = QLabel(text)
-    label.setWordWrap(True)
+    label.setWordWrap(wrap)
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -253,7 +253,8 @@ class GalleryDetailsPane(QWidget):
         for name, value in parameter_rows(item):
             label = _muted(QLabel(name))
             label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-            self._form.addRow(label, _value_label(value))
+            # Short values never wrap, so a date does not break at its space.
+            self._form.addRow(label, _value_label(value, wrap=len(value) > 24))
 
     def field_text(self, name: str) -> str | None:
         """The value shown for parameter `name` (what a person reads there)."""

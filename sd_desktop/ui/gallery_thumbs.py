@@ -130,6 +130,8 @@ class ThumbnailLoader(QObject):
                 error = str(exc)
             except OSError as exc:
                 error = f"Cannot write the thumbnail cache: {exc}"
+            except Exception as exc:  # a worker must never die and stall the queue
+                error = f"Cannot make a thumbnail: {exc}"
             with self._lock:
                 closed = self._closed
             if not closed:
