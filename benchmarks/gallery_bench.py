@@ -151,6 +151,8 @@ def run(folder: Path, count: int) -> dict[str, float]:
                 app.processEvents()
 
         timed("scroll top to bottom in 20 jumps (repaint each)", scroll_through, results)
+        first_screen_thumbnails()  # let the last thumbnails finish
+        timed("same again, thumbnails now cached on disk", scroll_through, results)
 
         def widget_search(text: str) -> None:
             widget.set_search_text(text)
