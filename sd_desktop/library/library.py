@@ -1,0 +1,195 @@
+"""The user's model library: the app's models folder, folders they added, and the HF cache.
+
+Qt-free so the scan can run on a worker thread and be tested without a display.
+The folder list is the library's own small JSON file, so adding a folder is
+remembered whatever the rest of the settings do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from .hashes import HashCache
+from .paths import cache_folder, config_folder, default_models_folder, hf_hub_cache_folder
+from .scan import (
+    SOURCE_ADDED,
+    SOURCE_HF,
+    SOURCE_MODELS,
+    ModelEntry,
+    describe_entry,
+    scan_folder,
+    scan_hf_cache,
+)
+
+CONFIG_NAME = "model-library.json"
+HASH_CACHE_NAME = "model-hashes.json"
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_FOLDERS = 64
+
+
+class ModelLibrary:
+    """Where models are looked for, and what was found there.
+
+    Paths default to the per-user platformdirs folders; tests and the self-test
+    pass their own. scan() is safe to call from any thread.
+    """
+
+    def __init__(
+        self,
+        models_folder: Path | None = None,
+        *,
+        config_file: Path | None = None,
+        hash_cache_file: Path | None = None,
+        hf_cache: Path | None = None,
+    ) -> None:
+        self.models_folder = Path(models_folder) if models_folder else default_models_folder()
+        self.config_file = config_file or config_folder() / CONFIG_NAME
+        self._hf_cache = Path(hf_cache) if hf_cache else None
+        self.hashes = HashCache(hash_cache_file or cache_folder() / HASH_CACHE_NAME)
+        self._lock = threading.Lock()
+        self._described: dict[tuple[str, str, int, int], ModelEntry] = {}
+        self._folders, self._use_hf_cache = self._read_config()
+
+    # -- settings -------------------------------------------------------------------------
+
+    def _read_config(self) -> tuple[list[Path], bool]:
+        try:
+            if self.config_file.stat().st_size > MAX_CONFIG_BYTES:
+                return [], True
+            data = json.loads(self.config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return [], True
+        if not isinstance(data, dict):
+            return [], True
+        raw = data.get("folders")
+        folders = [Path(f) for f in raw if isinstance(f, str)] if isinstance(raw, list) else []
+        return folders[:MAX_FOLDERS], data.get("hf_cache", True) is not False
+
+    def _write_config(self) -> None:
+        payload = {"folders": [str(f) for f in self._folders], "hf_cache": self._use_hf_cache}
+        try:
+            self.config_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.config_file.with_name(f".{self.config_file.name}.tmp")
+            tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+            os.replace(tmp, self.config_file)
+        except OSError:
+            pass  # the folder stays in use for this session; the next start simply forgets it
+
+    @property
+    def hf_cache(self) -> Path:
+        return self._hf_cache or hf_hub_cache_folder()
+
+    @property
+    def use_hf_cache(self) -> bool:
+        return self._use_hf_cache
+
+    @use_hf_cache.setter
+    def use_hf_cache(self, value: bool) -> None:
+        with self._lock:
+            self._use_hf_cache = bool(value)
+            self._write_config()
+
+    def folders(self) -> list[Path]:
+        """The folders the user added (the models folder itself is always scanned)."""
+        with self._lock:
+            return list(self._folders)
+
+    def add_folder(self, folder: Path) -> bool:
+        """Remember a folder to scan; False if it is already scanned."""
+        folder = Path(folder).expanduser().absolute()
+        with self._lock:
+            known = {_same(f) for f in (self.models_folder, *self._folders)}
+            if _same(folder) in known or len(self._folders) >= MAX_FOLDERS:
+                return False
+            self._folders.append(folder)
+            self._write_config()
+            return True
+
+    def remove_folder(self, folder: Path) -> bool:
+        with self._lock:
+            target = _same(Path(folder))
+            kept = [f for f in self._folders if _same(f) != target]
+            if len(kept) == len(self._folders):
+                return False
+            self._folders = kept
+            self._write_config()
+            return True
+
+    def ensure_models_folder(self) -> Path:
+        """Create the models folder (with a note saying what goes there) and return it."""
+        self.models_folder.mkdir(parents=True, exist_ok=True)
+        note = self.models_folder / "PUT-MODELS-HERE.txt"
+        if not note.exists():
+            try:
+                note.write_text(
+                    "Put Stable Diffusion 1.x checkpoints here: .safetensors files or\n"
+                    "diffusers model folders. sd-desktop finds them on its next scan\n"
+                    "(Models > Rescan).\n",
+                    encoding="utf-8",
+                )
+            except OSError:
+                pass
+        return self.models_folder
+
+    # -- scanning -------------------------------------------------------------------------
+
+    def _describe(self, path: Path, source: str, root: Path, **kwargs: str | None) -> ModelEntry:
+        """describe_entry, remembered per (path, size, mtime) so a rescan reads nothing new."""
+        try:
+            st = path.stat()
+            key = (str(path), source, st.st_size, st.st_mtime_ns)
+        except OSError:
+            return describe_entry(path, source, root, **kwargs)
+        with self._lock:
+            hit = self._described.get(key)
+        if hit is not None and not path.is_dir():
+            return hit
+        entry = describe_entry(path, source, root, **kwargs)
+        with self._lock:
+            self._described[key] = entry
+        return entry
+
+    def scan(self) -> list[ModelEntry]:
+        """Everything found: models folder first, then added folders, then the HF cache.
+
+        A model reachable twice (an added folder inside another, a symlink) is listed once.
+        """
+        found: list[ModelEntry] = []
+        found += scan_folder(self.models_folder, SOURCE_MODELS, self._describe)
+        for folder in self.folders():
+            found += scan_folder(folder, SOURCE_ADDED, self._describe)
+        if self.use_hf_cache:
+            found += scan_hf_cache(self.hf_cache, self._describe)
+        unique: dict[str, ModelEntry] = {}
+        for entry in found:
+            unique.setdefault(_same(entry.path), entry)
+        return list(unique.values())
+
+    def describe(self, path: Path) -> ModelEntry:
+        """One file or folder the user picked by hand (Open file...)."""
+        path = Path(path).expanduser().absolute()
+        return self._describe(path, SOURCE_ADDED, path.parent)
+
+    def with_hash(self, entry: ModelEntry) -> str | None:
+        """The cached short hash of an entry, or None until compute_hash() has run."""
+        if entry.error is not None:
+            return None
+        return self.hashes.short_hash(entry.path)
+
+    def compute_hash(self, entry: ModelEntry, **kwargs) -> str:
+        """Slow (reads the whole model once); call from a worker thread."""
+        return self.hashes.compute(entry.path, **kwargs)
+
+
+def _same(path: Path) -> str:
+    """A comparable spelling of a path (symlinks and case rules of the OS resolved)."""
+    try:
+        return os.path.normcase(os.path.realpath(path))
+    except OSError:
+        return os.path.normcase(os.path.abspath(path))
+
+
+__all__ = ["ModelLibrary", "ModelEntry", "SOURCE_ADDED", "SOURCE_HF", "SOURCE_MODELS"]

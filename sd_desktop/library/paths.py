@@ -1,0 +1,54 @@
+"""Where the app keeps models, settings and caches, per operating system (via platformdirs).
+
+Every function takes nothing and returns a path that may not exist yet; callers
+create folders when they first write, so merely starting the app leaves no trace.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "sd-desktop"
+# Partial downloads live inside the models folder so finishing is a rename on the
+# same disk; the leading dot keeps them out of every scan.
+STAGING_FOLDER_NAME = ".downloads"
+MODELS_FOLDER_ENV = "SD_DESKTOP_MODELS"
+
+
+def default_models_folder() -> Path:
+    """The app's own models folder; SD_DESKTOP_MODELS overrides it (tests, shared disks)."""
+    override = os.environ.get(MODELS_FOLDER_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "models"
+
+
+def config_folder() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def cache_folder() -> Path:
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def staging_folder(models_folder: Path) -> Path:
+    return models_folder / STAGING_FOLDER_NAME
+
+
+def hf_hub_cache_folder() -> Path:
+    """The local Hugging Face cache, honouring HF_HUB_CACHE and HF_HOME as huggingface_hub does.
+
+    Read from the environment at call time (huggingface_hub reads it once, at import).
+    """
+    hub_cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if hub_cache:
+        return Path(os.path.expandvars(hub_cache)).expanduser()
+    hf_home = os.environ.get("HF_HOME")
+    if hf_home:
+        return Path(os.path.expandvars(hf_home)).expanduser() / "hub"
+    xdg_cache = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg_cache).expanduser() if xdg_cache else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
