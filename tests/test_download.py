@@ -11,14 +11,14 @@ from pathlib import Path
 import huggingface_hub.constants as hf_constants
 import numpy as np
 import pytest
+from fake_hub import COMMIT, FakeHub
 
+from factories import build_tiny_sd
 from sd_desktop.engine.checkpoint import describe, open_checkpoint
 from sd_desktop.library.catalog import CatalogEntry
 from sd_desktop.library.download import DownloadProgress, ModelDownloader
 from sd_desktop.library.errors import DownloadCancelled, DownloadError, OfflineError
 from sd_desktop.library.library import ModelLibrary
-from tests.factories import build_tiny_sd
-from tests.fake_hub import COMMIT, FakeHub
 
 REPO = "tiny-org/tiny-sd"
 PAYLOAD = bytes(range(256)) * 256  # served as an LFS file (over the fake hub's threshold)
@@ -65,7 +65,7 @@ def test_cancel_keeps_nothing_in_models_then_retry_resumes_and_model_generates(
     models = tmp_path / "models"
     data = tiny.single_file.read_bytes()
     library = ModelLibrary(
-        models, config_file=tmp_path / "lib.json", hash_cache_file=tmp_path / "hashes.json"
+        models, hash_cache_file=tmp_path / "hashes.json", hf_cache=tmp_path / "no-cache"
     )
     entry = single_entry()
     with FakeHub({REPO: {"tiny.safetensors": tiny.single_file}}, rate=4_000_000) as hub:

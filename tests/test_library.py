@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from factories import build_tiny_sd
 from sd_desktop.engine.checkpoint import open_checkpoint
 from sd_desktop.library.catalog import CatalogEntry, load_catalog
 from sd_desktop.library.errors import LibraryError
@@ -20,7 +21,6 @@ from sd_desktop.library.hashes import HashCache
 from sd_desktop.library.library import ModelLibrary
 from sd_desktop.library.paths import default_models_folder, hf_hub_cache_folder
 from sd_desktop.library.scan import SOURCE_HF, SOURCE_MODELS, find_candidates
-from tests.factories import build_tiny_sd
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,14 @@ def tiny_inpaint(tmp_path_factory):
     return build_tiny_sd(tmp_path_factory, "inpaint", "small")
 
 
-def make_library(tmp_path: Path, models: Path, hf_cache: Path | None = None) -> ModelLibrary:
+def make_library(
+    tmp_path: Path, models: Path, hf_cache: Path | None = None, **kwargs
+) -> ModelLibrary:
     return ModelLibrary(
         models,
-        config_file=tmp_path / "config" / "library.json",
         hash_cache_file=tmp_path / "cache" / "hashes.json",
         hf_cache=hf_cache or tmp_path / "no-hf-cache",
+        **kwargs,
     )
 
 
@@ -102,21 +104,24 @@ def test_a_symlink_loop_and_a_file_named_like_a_model_do_not_stop_the_scan(tiny,
     assert list(find_candidates(models)).count(models / "ok.safetensors") == 1
 
 
-def test_added_folders_are_scanned_remembered_and_removable(tiny, tmp_path):
+def test_added_folders_are_scanned_and_reported_to_whoever_stores_them(tiny, tmp_path):
     a1111 = tmp_path / "webui" / "models" / "Stable-diffusion"
     a1111.mkdir(parents=True)
     shutil.copy(tiny.single_file, a1111 / "mine.safetensors")
-    library = make_library(tmp_path, tmp_path / "models")
+    saved: list[list[Path]] = []
+    library = make_library(tmp_path, tmp_path / "models", on_folders_changed=saved.append)
     assert library.scan() == []
     assert library.add_folder(a1111)
     assert not library.add_folder(a1111)  # already there
+    assert not library.add_folder(tmp_path / "models")  # always scanned anyway
+    assert saved == [[a1111]]
     [entry] = library.scan()
     assert entry.name == "mine" and entry.path.parent == a1111
 
-    reopened = make_library(tmp_path, tmp_path / "models")
-    assert reopened.folders() == [a1111]
+    reopened = make_library(tmp_path, tmp_path / "models", folders=saved[-1])
+    assert [e.name for e in reopened.scan()] == ["mine"]
     assert reopened.remove_folder(a1111)
-    assert make_library(tmp_path, tmp_path / "models").scan() == []
+    assert reopened.scan() == []
 
 
 def test_a_model_reachable_twice_is_listed_once(tiny, tmp_path):
@@ -174,8 +179,8 @@ def test_hf_cache_location_follows_hf_home_and_hf_hub_cache(monkeypatch, tmp_pat
     assert hf_hub_cache_folder() == tmp_path / "home" / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
     assert hf_hub_cache_folder() == tmp_path / "elsewhere"
-    monkeypatch.setenv("SD_DESKTOP_MODELS", str(tmp_path / "m"))
-    assert default_models_folder() == tmp_path / "m"
+    monkeypatch.setenv("SD_DESKTOP_DATA_DIR", str(tmp_path / "data"))
+    assert default_models_folder() == tmp_path / "data" / "models"
 
 
 def test_hashes_match_a1111_and_are_cached_by_size_and_mtime(tiny, tmp_path):

@@ -1,19 +1,19 @@
 """The user's model library: the app's models folder, folders they added, and the HF cache.
 
 Qt-free so the scan can run on a worker thread and be tested without a display.
-The folder list is the library's own small JSON file, so adding a folder is
-remembered whatever the rest of the settings do.
+Which folders were added is the caller's to store (the UI keeps it in its
+settings); `on_folders_changed` tells it when the list changes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .hashes import HashCache
-from .paths import cache_folder, config_folder, default_models_folder, hf_hub_cache_folder
+from .paths import cache_folder, default_models_folder, hf_hub_cache_folder
 from .scan import (
     SOURCE_ADDED,
     SOURCE_HF,
@@ -24,10 +24,8 @@ from .scan import (
     scan_hf_cache,
 )
 
-CONFIG_NAME = "model-library.json"
 HASH_CACHE_NAME = "model-hashes.json"
-MAX_CONFIG_BYTES = 1024 * 1024
-MAX_FOLDERS = 64
+MAX_FOLDERS = 50
 
 
 class ModelLibrary:
@@ -41,82 +39,63 @@ class ModelLibrary:
         self,
         models_folder: Path | None = None,
         *,
-        config_file: Path | None = None,
+        folders: Iterable[Path | str] = (),
         hash_cache_file: Path | None = None,
         hf_cache: Path | None = None,
+        use_hf_cache: bool = True,
+        on_folders_changed: Callable[[list[Path]], None] | None = None,
     ) -> None:
         self.models_folder = Path(models_folder) if models_folder else default_models_folder()
-        self.config_file = config_file or config_folder() / CONFIG_NAME
         self._hf_cache = Path(hf_cache) if hf_cache else None
+        self.use_hf_cache = use_hf_cache
         self.hashes = HashCache(hash_cache_file or cache_folder() / HASH_CACHE_NAME)
+        self.on_folders_changed = on_folders_changed
         self._lock = threading.Lock()
         self._described: dict[tuple[str, str, int, int], ModelEntry] = {}
-        self._folders, self._use_hf_cache = self._read_config()
+        self._folders: list[Path] = []
+        for folder in folders:
+            self._add(Path(folder))
 
-    # -- settings -------------------------------------------------------------------------
-
-    def _read_config(self) -> tuple[list[Path], bool]:
-        try:
-            if self.config_file.stat().st_size > MAX_CONFIG_BYTES:
-                return [], True
-            data = json.loads(self.config_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
-            return [], True
-        if not isinstance(data, dict):
-            return [], True
-        raw = data.get("folders")
-        folders = [Path(f) for f in raw if isinstance(f, str)] if isinstance(raw, list) else []
-        return folders[:MAX_FOLDERS], data.get("hf_cache", True) is not False
-
-    def _write_config(self) -> None:
-        payload = {"folders": [str(f) for f in self._folders], "hf_cache": self._use_hf_cache}
-        try:
-            self.config_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.config_file.with_name(f".{self.config_file.name}.tmp")
-            tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-            os.replace(tmp, self.config_file)
-        except OSError:
-            pass  # the folder stays in use for this session; the next start simply forgets it
+    # -- folders --------------------------------------------------------------------------
 
     @property
     def hf_cache(self) -> Path:
         return self._hf_cache or hf_hub_cache_folder()
-
-    @property
-    def use_hf_cache(self) -> bool:
-        return self._use_hf_cache
-
-    @use_hf_cache.setter
-    def use_hf_cache(self, value: bool) -> None:
-        with self._lock:
-            self._use_hf_cache = bool(value)
-            self._write_config()
 
     def folders(self) -> list[Path]:
         """The folders the user added (the models folder itself is always scanned)."""
         with self._lock:
             return list(self._folders)
 
-    def add_folder(self, folder: Path) -> bool:
-        """Remember a folder to scan; False if it is already scanned."""
+    def _add(self, folder: Path) -> bool:
         folder = Path(folder).expanduser().absolute()
         with self._lock:
             known = {_same(f) for f in (self.models_folder, *self._folders)}
             if _same(folder) in known or len(self._folders) >= MAX_FOLDERS:
                 return False
             self._folders.append(folder)
-            self._write_config()
             return True
+
+    def _changed(self) -> None:
+        if self.on_folders_changed is not None:
+            self.on_folders_changed(self.folders())
+
+    def add_folder(self, folder: Path) -> bool:
+        """Scan `folder` too from now on; False if it is already scanned."""
+        added = self._add(Path(folder))
+        if added:
+            self._changed()
+        return added
 
     def remove_folder(self, folder: Path) -> bool:
         with self._lock:
             target = _same(Path(folder))
             kept = [f for f in self._folders if _same(f) != target]
-            if len(kept) == len(self._folders):
-                return False
+            removed = len(kept) != len(self._folders)
             self._folders = kept
-            self._write_config()
-            return True
+        if removed:
+            self._changed()
+        return removed
 
     def ensure_models_folder(self) -> Path:
         """Create the models folder (with a note saying what goes there) and return it."""

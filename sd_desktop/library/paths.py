@@ -1,7 +1,8 @@
-"""Where the app keeps models, settings and caches, per operating system (via platformdirs).
+"""Where the app keeps models and caches, per operating system (via platformdirs).
 
-Every function takes nothing and returns a path that may not exist yet; callers
-create folders when they first write, so merely starting the app leaves no trace.
+The same folders and environment overrides as the UI's AppPaths (ui/settings.py),
+without importing the UI. Every function returns a path that may not exist yet;
+callers create folders when they first write, so merely starting leaves no trace.
 """
 
 from __future__ import annotations
@@ -15,23 +16,26 @@ APP_NAME = "sd-desktop"
 # Partial downloads live inside the models folder so finishing is a rename on the
 # same disk; the leading dot keeps them out of every scan.
 STAGING_FOLDER_NAME = ".downloads"
-MODELS_FOLDER_ENV = "SD_DESKTOP_MODELS"
+DATA_DIR_ENV = "SD_DESKTOP_DATA_DIR"
+CACHE_DIR_ENV = "SD_DESKTOP_CACHE_DIR"
 
 
-def default_models_folder() -> Path:
-    """The app's own models folder; SD_DESKTOP_MODELS overrides it (tests, shared disks)."""
-    override = os.environ.get(MODELS_FOLDER_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "models"
+def _dir(env_var: str, default: str) -> Path:
+    value = os.environ.get(env_var, "").strip()
+    return Path(value).expanduser() if value else Path(default)
 
 
-def config_folder() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+def data_folder() -> Path:
+    return _dir(DATA_DIR_ENV, platformdirs.user_data_dir(APP_NAME))
 
 
 def cache_folder() -> Path:
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    return _dir(CACHE_DIR_ENV, platformdirs.user_cache_dir(APP_NAME))
+
+
+def default_models_folder() -> Path:
+    """The app's own models folder, always scanned; downloads are installed here."""
+    return data_folder() / "models"
 
 
 def staging_folder(models_folder: Path) -> Path:
