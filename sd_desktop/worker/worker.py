@@ -13,6 +13,7 @@ before a model switch still runs on the old model.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -54,6 +55,18 @@ def short_error(exc: BaseException) -> str:
     if len(message) > 200:
         message = message[:197] + "…"
     return f"Generation failed unexpectedly ({message}). Details are in the log."
+
+
+def freeze_long_lived_objects() -> None:
+    """Exclude everything alive now (imported modules, the loaded model) from the cyclic GC.
+
+    A full collection walks every tracked object while holding the GIL; with torch
+    imported that walk takes hundreds of milliseconds and freezes the UI thread, whichever
+    thread triggered it. Frozen objects are still freed by reference counting; only
+    reference cycles among them are never collected, a small price for objects that live
+    as long as the app or the model.
+    """
+    gc.freeze()
 
 
 class _Stop:
@@ -102,6 +115,7 @@ class Worker(QObject):
         # Engine-thread state; only the engine thread touches these.
         self._model: Any = None
         self._model_info: ModelInfo | None = None
+        self._ready_text: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -218,6 +232,11 @@ class Worker(QObject):
                 isinstance(t, LoadModel) for t in self._tasks
             )
 
+    def ready_text(self) -> str | None:
+        """What `ready` said, or None while the engine is still starting."""
+        with self._cond:
+            return self._ready_text
+
     def model_info(self) -> ModelInfo | None:
         return self._model_info
 
@@ -299,7 +318,11 @@ class Worker(QObject):
         import sd_desktop.engine.model  # noqa: F401  (pay the import cost here, once)
         import sd_desktop.engine.pipeline  # noqa: F401
 
-        self.ready.emit(f"torch {torch.__version__}, {self._torch_threads} CPU threads")
+        freeze_long_lived_objects()
+        text = f"torch {torch.__version__}, {self._torch_threads} CPU threads"
+        with self._cond:
+            self._ready_text = text
+        self.ready.emit(text)
 
     def _run_load(self, task: LoadModel) -> None:
         from sd_desktop.engine.checkpoint import describe
@@ -336,6 +359,7 @@ class Worker(QObject):
             self.model_failed.emit(f"Could not load {name}: {short_error(exc)}")
             return
         self._model = model
+        freeze_long_lived_objects()
         self._model_info = ModelInfo(
             name=model.name,
             path=Path(model.path),

@@ -1,0 +1,812 @@
+"""The main window: generation panel, canvas, gallery and the worker that feeds them.
+
+The window owns no engine state. It turns panel + canvas into a Job, hands it to the
+Worker, and reacts to the worker's signals; everything slow happens in the worker (or
+the thumbnail and model-scan pools), so the event loop never waits on torch or disk.
+Problems are shown in a banner above the canvas, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSize, Qt, Slot
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sd_desktop.engine.request import Mode
+from sd_desktop.gallery import (
+    GalleryError,
+    GalleryItem,
+    GalleryStore,
+    ThumbnailCache,
+    default_gallery_folder,
+)
+from sd_desktop.infotext import GenerationParams, write_png
+from sd_desktop.ui.about import AboutDialog, ShortcutsDialog
+from sd_desktop.ui.app_icons import app_icon
+from sd_desktop.ui.canvas import CanvasWidget
+from sd_desktop.ui.canvas_image_io import ImageLoadError, read_image_file
+from sd_desktop.ui.gallery_view import GalleryWidget
+from sd_desktop.ui.generation_panel import MODE_LABELS, GenerationPanel
+from sd_desktop.ui.preferences import PREVIEW_LABELS, Preferences, PreferencesDialog
+from sd_desktop.ui.settings import AppPaths, Settings, SettingsStore
+from sd_desktop.ui.status import BannerKind, MessageBanner, StatusArea
+from sd_desktop.worker import (
+    NO_MODEL_MESSAGE,
+    Job,
+    ModelEntry,
+    ModelInfo,
+    ModelScanner,
+    PreviewMode,
+    PreviewOptions,
+    Worker,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE_FILTER = "Stable Diffusion models (*.safetensors *.ckpt);;All files (*)"
+CANVAS_TAB, GALLERY_TAB = 0, 1
+
+
+@dataclass
+class _JobView:
+    """What the window remembers about a queued job to describe it in the status bar."""
+
+    label: str
+    width: int
+    height: int
+    batch_size: int
+    started: float = 0.0
+
+
+def _grid_size(width: int, height: int, count: int) -> QSize:
+    """The size of the worker's batch preview grid (see worker.images.tile_batch)."""
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    return QSize(cols * width, rows * height)
+
+
+class MainWindow(QMainWindow):
+    """See module docstring. `paths` decides every folder the window touches."""
+
+    def __init__(
+        self,
+        paths: AppPaths | None = None,
+        *,
+        torch_threads: int | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.paths = paths or AppPaths.from_environment()
+        self.settings_store = SettingsStore(self.paths.settings_file)
+        self.settings: Settings = self.settings_store.load()
+        self._jobs: dict[int, _JobView] = {}
+        self._running_job: int | None = None
+        self._models: list[ModelEntry] = []
+        self._loaded: ModelInfo | None = None
+        self._loading: Path | None = None
+        self._shown_item: GalleryItem | None = None
+        self._finished_count = 0
+        self._closing = False
+        self._engine_text = ""
+        self._model_error = ""
+        self._old_stores: list[GalleryStore] = []
+
+        self.setWindowTitle("SD Desktop")
+        self.setWindowIcon(app_icon())
+        self.setObjectName("mainWindow")
+        self.banner = MessageBanner(self)
+        self.status = StatusArea(self.statusBar())
+
+        self.gallery_store = self._open_gallery()
+        self.thumbnails = ThumbnailCache(self.paths.thumbnails_dir)
+        self.worker = Worker(
+            self.gallery_store, self, device=self.settings.device, torch_threads=torch_threads
+        )
+        self.scanner = ModelScanner(self)
+
+        self._build_widgets()
+        self._build_actions()
+        self._build_menus()
+        self._connect()
+        self._restore()
+
+        self.worker.start()
+        self.rescan_models()
+        if self.settings_store.load_problem:
+            self.banner.show_message(self.settings_store.load_problem, BannerKind.WARNING)
+        last = self.settings.last_model
+        if last and Path(last).exists():
+            self.load_model(Path(last))
+        elif last:
+            self.status.idle(f"The last model ({Path(last).name}) is gone; choose another one.")
+        else:
+            self.status.idle("Choose a model to start (or File > Open Model…).")
+
+    # ------------------------------------------------------------------ building
+
+    def _open_gallery(self) -> GalleryStore:
+        folder = Path(
+            self.settings.output_folder or self.paths.gallery_dir or default_gallery_folder()
+        )
+        try:
+            return GalleryStore(folder)
+        except GalleryError as exc:
+            fallback = self.paths.data_dir / "gallery"
+            self.banner.show_message(f"{exc} Saving to {fallback} instead.", BannerKind.WARNING)
+            return GalleryStore(fallback)
+
+    def _build_widgets(self) -> None:
+        self.panel = GenerationPanel(self)
+        self.panel.setMinimumWidth(320)
+        self.canvas = CanvasWidget(self)
+        self.gallery = GalleryWidget(self.gallery_store, self, thumbnails=self.thumbnails)
+        self.strip = self.gallery.create_strip(self)
+        self.strip.setToolTip("Recent images: double-click to view, right-click for more")
+
+        canvas_page = QWidget(self)
+        canvas_layout = QVBoxLayout(canvas_page)
+        canvas_layout.setContentsMargins(0, 0, 0, 0)
+        canvas_layout.setSpacing(0)
+        self.mask_bar = QToolBar("Mask", canvas_page)
+        self.mask_bar.setObjectName("canvasMaskBar")
+        self.mask_bar.setIconSize(QSize(18, 18))
+        canvas_layout.addWidget(self.mask_bar)
+        canvas_layout.addWidget(self.canvas, 1)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(canvas_page, "Canvas")
+        self.tabs.addTab(self.gallery, "Gallery")
+        self.tabs.setTabToolTip(CANVAS_TAB, "The picture being made (Ctrl+Shift+G toggles)")
+        self.tabs.setTabToolTip(GALLERY_TAB, "Every image you made: search, reuse, delete")
+        # Zoom controls share the tab row, so the canvas keeps the full height.
+        self.view_bar = QToolBar("View", self.tabs)
+        self.view_bar.setObjectName("canvasViewBar")
+        self.view_bar.setIconSize(QSize(18, 18))
+        self.tabs.setCornerWidget(self.view_bar, Qt.Corner.TopRightCorner)
+
+        right = QWidget(self)
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setSpacing(0)
+        right_layout.addWidget(self.tabs, 1)
+        right_layout.addWidget(self.strip)
+
+        self.main_split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.main_split.setObjectName("mainSplit")
+        self.main_split.addWidget(self.panel)
+        self.main_split.addWidget(right)
+        self.main_split.setStretchFactor(0, 0)
+        self.main_split.setStretchFactor(1, 1)
+        self.main_split.setCollapsible(0, False)
+        self.main_split.setCollapsible(1, False)
+        self.main_split.setSizes([380, 1000])
+
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.main_split, 1)
+        self.setCentralWidget(central)
+
+    def _action(
+        self,
+        text: str,
+        slot: object,
+        keys: tuple[str | QKeySequence.StandardKey, ...] = (),
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if keys:
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())  # type: ignore[operator]
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        ca = self.canvas.canvas_actions
+        self.act_open_image = self._action(
+            "&Open Image…",
+            self.canvas.open_image_dialog,
+            (QKeySequence.StandardKey.Open,),
+            "Open a picture for Image to Image or Inpaint",
+        )
+        self.act_open_model = self._action(
+            "Open &Model…",
+            self.open_model_dialog,
+            ("Ctrl+Shift+O",),
+            "Load a .safetensors or .ckpt model file",
+        )
+        self.act_add_folder = self._action(
+            "Add Models &Folder…",
+            self.add_models_folder_dialog,
+            (),
+            "Scan a folder for models (A1111's models/Stable-diffusion works)",
+        )
+        self.act_save_as = self._action(
+            "&Save Image As…",
+            self.save_image_as,
+            (QKeySequence.StandardKey.Save,),
+            "Save the picture on the canvas to a file of your choice",
+        )
+        self.act_quit = self._action("&Quit", self.close, (QKeySequence.StandardKey.Quit,))
+        self.act_generate = self._action(
+            "&Generate", self.generate, ("Ctrl+Return", "Ctrl+Enter"), "Make the picture"
+        )
+        self.act_cancel = self._action(
+            "&Cancel", self.cancel, ("Esc",), "Stop the running job; queued jobs continue"
+        )
+        self.act_clear_queue = self._action(
+            "Clear &Queue", self.clear_queue, (), "Drop the jobs that have not started yet"
+        )
+        self.act_use_result = self._action(
+            "Use Result as &Source",
+            self.use_result_as_source,
+            ("Ctrl+Shift+R",),
+            "Continue from the generated picture (Image to Image, Inpaint)",
+        )
+        self.act_preferences = self._action(
+            "&Preferences…", self.show_preferences, (QKeySequence.StandardKey.Preferences, "Ctrl+,")
+        )
+        self.act_gallery = self._action(
+            "&Gallery", self.toggle_gallery, ("Ctrl+Shift+G",), "Switch between canvas and gallery"
+        )
+        self.act_gallery.setCheckable(True)
+        self.act_strip = QAction("Recent Images Strip", self)
+        self.act_strip.setCheckable(True)
+        self.act_strip.setChecked(True)
+        self.act_strip.toggled.connect(self.strip.setVisible)
+        self.act_shortcuts = self._action(
+            "&Keyboard Shortcuts", self.show_shortcuts, ("F1",), "Every key the app knows"
+        )
+        self.act_about = self._action("&About SD Desktop", self.show_about)
+
+        self.preview_group = QActionGroup(self)
+        self.preview_actions: dict[PreviewMode, QAction] = {}
+        for mode, label in PREVIEW_LABELS.items():
+            action = QAction(label, self.preview_group)
+            action.setCheckable(True)
+            action.triggered.connect(lambda _c=False, m=mode: self.set_preview_mode(m))
+            self.preview_actions[mode] = action
+
+        for action in (ca.undo, ca.redo, ca.clear_mask, ca.invert_mask, ca.paste_image):
+            # Canvas actions are scoped to the canvas; make the menu say how to use them.
+            action.setStatusTip(action.toolTip())
+        self.mask_bar.addActions([ca.brush, ca.eraser])
+        self.mask_bar.addAction(ca.brush_size)
+        self.mask_bar.addAction(ca.brush_hardness)
+        self.mask_bar.addSeparator()
+        self.mask_bar.addActions([ca.undo, ca.redo, ca.clear_mask, ca.invert_mask])
+        self.view_bar.addActions([ca.zoom_out, ca.zoom_in, ca.zoom_fit, ca.zoom_actual])
+
+    def _build_menus(self) -> None:
+        ca = self.canvas.canvas_actions
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.act_open_image, ca.paste_image])
+        file_menu.addSeparator()
+        file_menu.addActions([self.act_open_model, self.act_add_folder])
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_save_as)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addActions([ca.undo, ca.redo])
+        edit_menu.addSeparator()
+        edit_menu.addActions([ca.paste_image, self.act_use_result])
+        edit_menu.addSeparator()
+        edit_menu.addActions([ca.clear_mask, ca.invert_mask, ca.load_mask, ca.save_mask])
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.act_preferences)
+
+        view_menu = bar.addMenu("&View")
+        view_menu.addActions([self.act_gallery, self.act_strip])
+        view_menu.addSeparator()
+        view_menu.addActions([ca.zoom_fit, ca.zoom_actual, ca.zoom_in, ca.zoom_out])
+        view_menu.addSeparator()
+        preview_menu = QMenu("Live &Preview", view_menu)
+        preview_menu.addActions(list(self.preview_actions.values()))
+        view_menu.addMenu(preview_menu)
+
+        gen_menu = bar.addMenu("&Generate")
+        gen_menu.addActions([self.act_generate, self.act_cancel, self.act_clear_queue])
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addActions([self.act_shortcuts, self.act_about])
+        for menu in (file_menu, edit_menu, view_menu, gen_menu, help_menu, preview_menu):
+            menu.setToolTipsVisible(True)
+
+    def _connect(self) -> None:
+        w = self.worker
+        w.ready.connect(self._on_ready)
+        w.model_loading.connect(self._on_model_loading)
+        w.model_loaded.connect(self._on_model_loaded)
+        w.model_failed.connect(self._on_model_failed)
+        w.job_started.connect(self._on_job_started)
+        w.step_progress.connect(self._on_step)
+        w.image_ready.connect(self._on_image_ready)
+        w.image_saved.connect(self._on_image_saved)
+        w.job_finished.connect(self._on_job_finished)
+        w.job_failed.connect(self._on_job_failed)
+        w.job_cancelled.connect(self._on_job_cancelled)
+        w.queue_changed.connect(self._on_queue_changed)
+        self.scanner.finished.connect(self._on_models_scanned)
+
+        p = self.panel
+        p.generate_requested.connect(self.generate)
+        p.cancel_requested.connect(self.cancel)
+        p.model_selected.connect(self.load_model)
+        p.open_model_requested.connect(self.open_model_dialog)
+        p.add_folder_requested.connect(self.add_models_folder_dialog)
+        p.rescan_requested.connect(self.rescan_models)
+        p.mode_changed.connect(self._on_mode_changed)
+        p.match_image_size_requested.connect(self._match_image_size)
+
+        self.canvas.error.connect(lambda text: self.banner.show_message(text, BannerKind.ERROR))
+        self.canvas.notice.connect(self.status.set_message)
+        self.canvas.image_changed.connect(self._on_canvas_image_changed)
+
+        g = self.gallery
+        g.reuse_parameters.connect(self._reuse_parameters)
+        g.reuse_seed.connect(self._reuse_seed)
+        g.send_to_canvas.connect(self._send_to_canvas)
+        g.item_activated.connect(self._show_item)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+    def _restore(self) -> None:
+        s = self.settings
+        self.panel.set_values(s.last_params)
+        self.preview_actions[PreviewMode.parse(s.preview_mode)].setChecked(True)
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(s.window_geometry.encode("ascii")))
+        else:
+            self.resize(1400, 880)
+        if s.window_state:
+            self.restoreState(QByteArray.fromBase64(s.window_state.encode("ascii")))
+        if s.splitter_state:
+            self.main_split.restoreState(QByteArray.fromBase64(s.splitter_state.encode("ascii")))
+        self._on_mode_changed(self.panel.mode())
+        self._update_actions()
+
+    # ------------------------------------------------------------------ models
+
+    def rescan_models(self) -> None:
+        folders = [self.paths.models_dir, *map(Path, self.settings.model_folders)]
+        files = [Path(p) for p in self.settings.known_models]
+        if self.settings.last_model:
+            files.append(Path(self.settings.last_model))
+        self.scanner.scan(folders, files)
+
+    @Slot(list)
+    def _on_models_scanned(self, entries: list[ModelEntry]) -> None:
+        self._models = entries
+        current = self._loading or (self._loaded.path if self._loaded else None)
+        self.panel.set_models(entries, current)
+
+    def load_model(self, path: Path) -> None:
+        path = Path(path)
+        self._loading = path
+        self.status.model_loading(0.0, f"queued: {path.name}")
+        self.worker.load_model(path, device=self.settings.device)
+
+    def open_model_dialog(self) -> None:
+        start = str(self.paths.models_dir if self.paths.models_dir.exists() else Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open Model", start, MODEL_FILE_FILTER)
+        if path:
+            self.settings.remember_model(path)
+            self.load_model(Path(path))
+            self.rescan_models()
+
+    def add_models_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add Models Folder", str(Path.home()))
+        if folder:
+            self.add_models_folder(Path(folder))
+
+    def add_models_folder(self, folder: Path) -> None:
+        if (folder / "model_index.json").is_file():  # a diffusers model, not a folder of them
+            self.settings.remember_model(folder)
+            self.load_model(folder)
+        elif self.settings.add_model_folder(folder):
+            self.status.set_message(f"Looking for models in {folder}…")
+        self.rescan_models()
+
+    @Slot(str)
+    def _on_ready(self, text: str) -> None:
+        self._engine_text = text
+        log.info("Engine ready: %s", text)
+
+    @Slot(float, str)
+    def _on_model_loading(self, fraction: float, message: str) -> None:
+        self.status.model_loading(fraction, message)
+
+    @Slot(object)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self._loaded = info
+        self._loading = None
+        self.settings.last_model = str(info.path)
+        detail = (
+            f"{info.path}\n{info.family} · {info.device} · {info.dtype} · "
+            f"loaded in {info.load_seconds:.1f} s"
+        )
+        self.status.model_loaded(info.name, detail)
+        if not self.panel.select_model(info.path):
+            self.settings.remember_model(info.path)
+            self.rescan_models()
+        if self._model_error and self.banner.text() == self._model_error:
+            self.banner.dismiss()
+        self._model_error = ""
+        self._check_mode_fits_model()
+
+    @Slot(str)
+    def _on_model_failed(self, message: str) -> None:
+        failed = self._loading
+        self._loading = None
+        name = failed.name if failed else "the model"
+        self._model_error = f"Could not load {name}: {message}"
+        self.banner.show_message(self._model_error, BannerKind.ERROR)
+        self.status.model_failed(self._loaded.name if self._loaded else None)
+        self.panel.select_model(self._loaded.path if self._loaded else None)
+
+    # ------------------------------------------------------------------ generating
+
+    def why_cannot_generate(self) -> str | None:
+        """The reason Generate would fail right now, in words, or None."""
+        if self._loaded is None and not self.worker.is_loading_model():
+            return NO_MODEL_MESSAGE
+        mode = self.panel.mode()
+        if mode is not Mode.TXT2IMG and not self.canvas.has_image():
+            what = MODE_LABELS[mode]
+            return (
+                f"{what} needs a picture on the canvas: open one (Ctrl+O), paste one "
+                "(Ctrl+V) or send one from the gallery."
+            )
+        if mode is Mode.INPAINT and not self.canvas.has_mask():
+            return "Paint over the part to repaint first: in Inpaint mode the mouse is a brush."
+        return None
+
+    def generate(self) -> list[int]:
+        """Queue a job from the panel and the canvas; returns the new job ids."""
+        problem = self.why_cannot_generate()
+        if problem is not None:
+            self.banner.show_message(problem, BannerKind.WARNING)
+            return []
+        mode = self.panel.mode()
+        init = self.canvas.source_image() if mode is not Mode.TXT2IMG else None
+        mask = self.canvas.mask_image() if mode is Mode.INPAINT else None
+        request = self.panel.build_request(init, mask)
+        preview = PreviewOptions(
+            PreviewMode.parse(self.settings.preview_mode), max(1, self.settings.preview_every)
+        )
+        job = Job(request, preview, batch_count=self.panel.batch_count_value())
+        ids = self.worker.submit(job)
+        count = len(ids)
+        for i, job_id in enumerate(ids):
+            label = f"Image {i + 1} of {count}" if count > 1 else "Generating"
+            self._jobs[job_id] = _JobView(label, request.width, request.height, request.batch_size)
+        if self.banner.kind() is BannerKind.WARNING:
+            self.banner.dismiss()
+        if self.tabs.currentIndex() != CANVAS_TAB:
+            self.tabs.setCurrentIndex(CANVAS_TAB)
+        self._update_running()
+        return ids
+
+    def cancel(self) -> None:
+        if self.worker.cancel():
+            self.status.set_message("Cancelling…")
+
+    def clear_queue(self) -> None:
+        dropped = self.worker.clear_queue()
+        if dropped:
+            self.status.set_message(f"Dropped {len(dropped)} queued job(s).")
+
+    @Slot(int)
+    def _on_job_started(self, job_id: int) -> None:
+        self._running_job = job_id
+        view = self._jobs.get(job_id)
+        if view is not None:
+            view.started = time.perf_counter()
+        self.status.job_started(view.label if view else "Generating")
+        self._update_running()
+
+    @Slot(int, int, int, float, object)
+    def _on_step(self, job_id: int, step: int, total: int, per_it: float, image: object) -> None:
+        view = self._jobs.get(job_id)
+        self.status.step(view.label if view else "Generating", step, total, per_it)
+        if isinstance(image, QImage) and view is not None:
+            self.canvas.show_preview(image, _grid_size(view.width, view.height, view.batch_size))
+
+    @Slot(int, int, object)
+    def _on_image_ready(self, job_id: int, index: int, image: QImage) -> None:
+        if index == 0:
+            self.canvas.show_result(image)
+            self._shown_item = None
+        self._update_actions()
+
+    @Slot(int, object)
+    def _on_image_saved(self, job_id: int, item: GalleryItem) -> None:
+        self.gallery.add_item(item)
+        self.panel.set_last_seed(item.seed)
+        if self._shown_item is None:
+            self._shown_item = item
+
+    @Slot(int)
+    def _on_job_finished(self, job_id: int) -> None:
+        view = self._jobs.pop(job_id, None)
+        self._finished_count += 1
+        took = time.perf_counter() - view.started if view and view.started else 0.0
+        self._job_over(f"Done in {took:.1f} s." if took else "Done.")
+
+    @Slot(int, str)
+    def _on_job_failed(self, job_id: int, message: str) -> None:
+        self._jobs.pop(job_id, None)
+        self.banner.show_message(message, BannerKind.ERROR)
+        self.canvas.clear_preview()
+        self._job_over("The last job failed; see the message above.")
+
+    @Slot(int)
+    def _on_job_cancelled(self, job_id: int) -> None:
+        self._jobs.pop(job_id, None)
+        if job_id == self._running_job:
+            self.canvas.clear_preview()
+            self._job_over("Cancelled.")
+        else:
+            self._update_running()
+
+    def _job_over(self, text: str) -> None:
+        self._running_job = None
+        if not self.worker.is_busy():
+            self.status.idle(text)
+        self._update_running()
+
+    @Slot(int)
+    def _on_queue_changed(self, waiting: int) -> None:
+        self.status.set_queue(waiting)
+        self._update_running()
+
+    def _update_running(self) -> None:
+        running = self._running_job is not None
+        waiting = self.worker.queue_length()
+        self.panel.set_running(running, waiting)
+        self.act_cancel.setEnabled(running)
+        self.act_clear_queue.setEnabled(waiting > 0)
+        self.act_clear_queue.setStatusTip(
+            "Drop the jobs that have not started yet" if waiting else "No jobs are waiting"
+        )
+
+    # ------------------------------------------------------------------ canvas
+
+    def _on_mode_changed(self, mode: Mode) -> None:
+        inpaint = mode is Mode.INPAINT
+        if mode is not Mode.TXT2IMG and not self.canvas.has_image() and self.canvas.has_result():
+            self.canvas.use_result_as_source()
+        self.canvas.set_mask_editing(inpaint)
+        self.mask_bar.setVisible(inpaint)
+        self._check_mode_fits_model()
+
+    def _check_mode_fits_model(self) -> None:
+        """An inpainting model in txt2img works (it paints everything) but deserves a note."""
+        info = self._loaded
+        if info is None:
+            return
+        if info.is_inpainting and self.panel.mode() is not Mode.INPAINT:
+            self.status.set_message(
+                f"{info.name} is an inpainting model: it works best in Inpaint mode."
+            )
+
+    def _on_canvas_image_changed(self) -> None:
+        image = self.canvas.source_qimage()
+        size = (image.width(), image.height()) if image is not None else None
+        self.panel.set_source_size(size)
+        if size is not None and self.panel.mode() is not Mode.TXT2IMG:
+            self._match_image_size()
+        self._update_actions()
+
+    def _match_image_size(self) -> None:
+        if self.panel.match_source_size():
+            v = self.panel.values()
+            self.status.set_message(f"Size set to {v['width']} × {v['height']} to match the image.")
+
+    def use_result_as_source(self) -> None:
+        if not self.canvas.use_result_as_source():
+            self.status.set_message("There is no generated picture on the canvas yet.")
+
+    def save_image_as(self) -> None:
+        image = self.canvas.result_qimage() or self.canvas.source_qimage()
+        if image is None:
+            self.banner.show_message("There is no picture on the canvas to save.", BannerKind.INFO)
+            return
+        item = self._shown_item if self.canvas.has_result() else None
+        suggested = item.path.name if item is not None else "image.png"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save Image As", str(Path.home() / suggested), "PNG image (*.png)"
+        )
+        if not path:
+            return
+        target = Path(path) if path.lower().endswith(".png") else Path(path + ".png")
+        try:
+            save_png_atomic(image, target, item.params if item is not None else None)
+        except OSError as exc:
+            self.banner.show_message(f"Could not save {target.name}: {exc.strerror or exc}.")
+            return
+        self.status.set_message(f"Saved {target}.")
+
+    def _update_actions(self) -> None:
+        has_picture = self.canvas.has_result() or self.canvas.has_image()
+        self.act_save_as.setEnabled(has_picture)
+        self.act_save_as.setStatusTip(
+            "Save the picture on the canvas to a file of your choice"
+            if has_picture
+            else "Nothing to save yet: generate or open a picture"
+        )
+        has_result = self.canvas.has_result()
+        self.act_use_result.setEnabled(has_result)
+        self.act_use_result.setStatusTip(
+            "Continue from the generated picture (Image to Image, Inpaint)"
+            if has_result
+            else "Generate a picture first"
+        )
+
+    # ------------------------------------------------------------------ gallery
+
+    def _reuse_parameters(self, params: GenerationParams) -> None:
+        self.panel.apply_params(params)
+        self.status.set_message("Parameters copied from the gallery image.")
+
+    def _reuse_seed(self, seed: int) -> None:
+        self.panel.set_seed(seed)
+        self.status.set_message(f"Seed set to {seed}.")
+
+    def _send_to_canvas(self, path: Path, mode: str) -> None:
+        if self.canvas.load_image_file(path):
+            self.panel.set_mode(Mode.INPAINT if mode == "inpaint" else Mode.IMG2IMG)
+            self.tabs.setCurrentIndex(CANVAS_TAB)
+            self._match_image_size()
+
+    def _show_item(self, item: GalleryItem) -> None:
+        """Double-click in the strip or grid: show the image on the canvas as a result."""
+        try:
+            image = read_image_file(item.path)
+        except ImageLoadError as exc:
+            self.banner.show_message(str(exc), BannerKind.ERROR)
+            return
+        self.canvas.show_result(image)
+        self._shown_item = item
+        self.tabs.setCurrentIndex(CANVAS_TAB)
+        self._update_actions()
+
+    def toggle_gallery(self) -> None:
+        self.tabs.setCurrentIndex(
+            GALLERY_TAB if self.tabs.currentIndex() == CANVAS_TAB else CANVAS_TAB
+        )
+
+    def _on_tab_changed(self, index: int) -> None:
+        self.act_gallery.setChecked(index == GALLERY_TAB)
+        # The full gallery makes the strip redundant.
+        self.strip.setVisible(index == CANVAS_TAB and self.act_strip.isChecked())
+
+    # ------------------------------------------------------------------ preferences
+
+    def set_preview_mode(self, mode: PreviewMode) -> None:
+        self.settings.preview_mode = mode.value
+        self.preview_actions[mode].setChecked(True)
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(
+            Preferences.of(self.settings), default_gallery_folder(), parent=self
+        )
+        if dialog.exec() != PreferencesDialog.DialogCode.Accepted:
+            return
+        self.apply_preferences(dialog.preferences())
+
+    def apply_preferences(self, prefs: Preferences) -> None:
+        old = self.settings
+        self.settings = prefs.apply_to(old)
+        self.set_preview_mode(PreviewMode.parse(self.settings.preview_mode))
+        if self.settings.output_folder != old.output_folder:
+            self._switch_gallery()
+        if self.settings.model_folders != old.model_folders:
+            self.rescan_models()
+        if self.settings.device != old.device and self._loaded is not None:
+            self.status.set_message("The new device is used the next time a model loads.")
+        self.save_settings()
+
+    def _switch_gallery(self) -> None:
+        previous = self.gallery_store
+        self.gallery_store = self._open_gallery()
+        self.worker.set_gallery(self.gallery_store)
+        self.gallery.set_store(self.gallery_store)
+        # The worker may still be saving into the old store; it closes with the window.
+        self._old_stores.append(previous)
+
+    def show_about(self) -> None:
+        AboutDialog(self._engine_text, self).exec()
+
+    def show_shortcuts(self) -> None:
+        actions = [*self.actions(), *self.canvas.canvas_actions.all()]
+        ShortcutsDialog(actions, self).exec()
+
+    # ------------------------------------------------------------------ closing
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.last_params = self.panel.values()
+        s.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        s.window_state = bytes(self.saveState().toBase64()).decode("ascii")
+        s.splitter_state = bytes(self.main_split.saveState().toBase64()).decode("ascii")
+        try:
+            self.settings_store.save(s)
+        except OSError as exc:
+            log.warning("Could not save settings to %s: %s", self.settings_store.path, exc)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self.worker.is_busy() and not self._closing:
+            answer = QMessageBox.question(
+                self,
+                "Quit SD Desktop?",
+                "A picture is still being made. Quit anyway? The running job is lost; "
+                "finished images are already saved.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Save settings, stop the worker and close files. Safe to call twice."""
+        if self._closing:
+            return
+        self._closing = True
+        self.save_settings()
+        self.worker.shutdown()
+        self.scanner.wait()
+        self.gallery.shutdown()
+        for store in [*self._old_stores, self.gallery_store]:
+            store.close()
+
+
+def save_png_atomic(image: QImage, target: Path, params: GenerationParams | None) -> None:
+    """Write via a temp file in the same folder, so a failed save never leaves half a file;
+    with `params` the PNG carries the infotext, as gallery images do."""
+    from sd_desktop.ui.canvas_image_io import pil_from_qimage
+
+    pil = pil_from_qimage(image)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".save-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if params is not None:
+                write_png(pil, f, params)
+            else:
+                pil.save(f, format="PNG")
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

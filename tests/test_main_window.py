@@ -1,0 +1,409 @@
+"""The main window as a user drives it: type, click Generate, watch previews, cancel,
+inpaint with the real canvas brush, survive a broken model, keep settings, and never
+let the event loop stall while the worker loads or generates."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QImage
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from factories import build_tiny_sd
+from sd_desktop.engine.request import Mode
+from sd_desktop.infotext import GenerationParams, read_png_params
+from sd_desktop.ui.main_window import MainWindow
+from sd_desktop.ui.settings import AppPaths, Settings, SettingsStore
+from sd_desktop.ui.status import BannerKind
+from sd_desktop.worker import NO_MODEL_MESSAGE, PreviewMode
+
+WAIT_MS = 60_000
+LEFT = Qt.MouseButton.LeftButton
+NOMOD = Qt.KeyboardModifier.NoModifier
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_sd(tmp_path_factory).single_file
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> AppPaths:
+    return AppPaths.under(tmp_path / "app")
+
+
+def open_window(qtbot, paths: AppPaths, resize: bool = True) -> MainWindow:  # type: ignore[no-untyped-def]
+    window = MainWindow(paths, torch_threads=1)
+    qtbot.addWidget(window)
+    if resize:
+        window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.worker.ready_text() is not None, timeout=WAIT_MS)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, paths: AppPaths) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    w = open_window(qtbot, paths)
+    yield w
+    w.shutdown()
+
+
+def load(qtbot, window: MainWindow, path: Path) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(window.worker.model_loaded, timeout=WAIT_MS):
+        window.load_model(path)
+
+
+def set_quick(window: MainWindow, steps: int = 4, size: int = 64, seed: int = 4242) -> None:
+    panel = window.panel
+    panel.steps.setValue(steps)
+    panel.set_size(size, size)
+    panel.set_seed(seed)
+    panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findText("Euler"))
+
+
+def click_generate(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    qtbot.mouseClick(window.panel.generate_button, LEFT)
+
+
+class Steps:
+    """step_progress as the UI thread receives it."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.seen: list[tuple[int, int, int, object]] = []
+        window.worker.step_progress.connect(
+            lambda job, step, total, _spi, image: self.seen.append((job, step, total, image))
+        )
+
+    def of(self, job_id: int) -> list[tuple[int, object]]:
+        return [(step, image) for job, step, _total, image in self.seen if job == job_id]
+
+
+def test_type_prompt_click_generate_previews_and_gallery(qtbot, window, tiny_path) -> None:  # type: ignore[no-untyped-def]
+    load(qtbot, window, tiny_path)
+    set_quick(window, steps=6, seed=4242)
+    qtbot.keyClicks(window.panel.prompt_edit, "a red fox in snow")
+    steps = Steps(window)
+    started: list[int] = []
+    window.worker.job_started.connect(started.append)
+    with qtbot.waitSignal(window.worker.job_finished, timeout=WAIT_MS):
+        click_generate(qtbot, window)
+    [job_id] = started
+    got = steps.of(job_id)
+    assert [s for s, _ in got] == [1, 2, 3, 4, 5, 6]
+    assert all(isinstance(image, QImage) and not image.isNull() for _, image in got)
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=WAIT_MS)
+    [item] = window.gallery_store.query()
+    assert item.path.is_file() and item.path.is_relative_to(window.paths.gallery_dir)
+    params = read_png_params(item.path)
+    assert params is not None
+    assert (params.prompt, params.seed, params.steps, params.sampler) == (
+        "a red fox in snow",
+        4242,
+        6,
+        "Euler",
+    )
+    assert (params.width, params.height) == (64, 64)
+    assert window.canvas.has_result()
+    assert window.strip.model().rowCount() == 1
+    assert "Done" in window.status.message.text()
+    assert window.panel.reuse_seed_button.isEnabled()
+    assert not window.panel.cancel_button.isEnabled()
+    assert window.banner.text() == ""
+
+    # Ctrl+Enter in the prompt box generates too; the dice means a fresh random seed.
+    window.panel.dice_button.click()
+    assert window.panel.seed() == -1
+    with qtbot.waitSignal(window.worker.image_saved, timeout=WAIT_MS) as saved:
+        qtbot.keyClick(
+            window.panel.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
+        )
+    assert saved.args[1].seed != 4242
+    assert window.panel.prompt_edit.toPlainText() == "a red fox in snow"  # no newline typed
+
+
+def test_generate_while_running_queues_then_cancel_mid_job(qtbot, window, tiny_path) -> None:  # type: ignore[no-untyped-def]
+    load(qtbot, window, tiny_path)
+    set_quick(window, steps=10)
+    window.panel.prompt_edit.setPlainText("a harbour at dusk")
+    steps = Steps(window)
+    gate = threading.Event()
+    cancelled: list[int] = []
+    finished: list[int] = []
+    window.worker.job_cancelled.connect(cancelled.append)
+    window.worker.job_finished.connect(finished.append)
+    first: list[int] = []
+
+    def on_step_ui(job_id: int, step: int, *_: object) -> None:
+        if first and job_id == first[0] and step == 2:
+            # A second click while running queues another job...
+            assert window.panel.generate_button.text() == "Queue Another"
+            click_generate(qtbot, window)
+            assert window.worker.queue_length() == 1
+            assert window.status.queue.text() == "1 queued"
+            # ...and Cancel stops the running one.
+            qtbot.mouseClick(window.panel.cancel_button, LEFT)
+            gate.set()
+
+    def hold_engine(job_id: int, step: int, *_: object) -> None:
+        if first and job_id == first[0] and step == 2:
+            assert gate.wait(WAIT_MS / 1000)
+
+    window.worker.step_progress.connect(on_step_ui)
+    window.worker.step_progress.connect(hold_engine, Qt.ConnectionType.DirectConnection)
+    first.extend(window.generate())
+    assert len(first) == 1
+    qtbot.waitUntil(lambda: len(finished) == 1, timeout=WAIT_MS)
+    assert cancelled == first
+    assert [s for s, _ in steps.of(first[0])] == [1, 2]  # stopped before step 3's UNet call
+    second = finished[0]
+    assert second != first[0] and [s for s, _ in steps.of(second)] == list(range(1, 11))
+    assert window.gallery_store.count() == 1
+    assert window.worker.queue_length() == 0
+    qtbot.waitUntil(lambda: not window.panel.cancel_button.isEnabled(), timeout=WAIT_MS)
+
+
+def _paint(canvas, points: list[tuple[float, float]]) -> None:  # type: ignore[no-untyped-def]
+    def at(x: float, y: float) -> QPoint:
+        return canvas.image_to_widget(QPointF(x, y)).toPoint()
+
+    QTest.mousePress(canvas, LEFT, NOMOD, at(*points[0]))
+    for p in points[1:]:
+        QTest.mouseMove(canvas, at(*p))
+    QTest.mouseRelease(canvas, LEFT, NOMOD, at(*points[-1]))
+
+
+def test_inpaint_with_canvas_mask_keeps_unmasked_pixels(qtbot, window, tiny_path) -> None:  # type: ignore[no-untyped-def]
+    load(qtbot, window, tiny_path)
+    set_quick(window, steps=4)
+    window.panel.prompt_edit.setPlainText("a window in a brick wall")
+    rng = np.random.default_rng(3)
+    source = Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    window.panel.mode_tabs.setCurrentIndex(2)  # the user clicks "Inpaint"
+    assert window.panel.mode() is Mode.INPAINT and window.canvas.is_mask_editing()
+    assert window.mask_bar.isVisible()
+    # App defaults follow A1111: mask blur 4, pixels outside the mask kept.
+    assert window.panel.mask_blur.value() == 4 and window.panel.keep_unmasked.isChecked()
+    assert window.canvas.set_image(source)
+    assert (window.panel.width_spin.value(), window.panel.height_spin.value()) == (96, 96)
+
+    # Generate without a mask: a clear message, nothing queued.
+    assert window.generate() == []
+    assert "Paint over" in window.banner.text()
+
+    window.canvas.set_brush_size(20)
+    window.canvas.set_brush_hardness(100)
+    _paint(window.canvas, [(30, 48), (50, 48), (66, 48)])
+    assert window.canvas.has_mask()
+    mask = np.asarray(window.canvas.mask_image())
+    with qtbot.waitSignal(window.worker.image_saved, timeout=WAIT_MS) as saved:
+        click_generate(qtbot, window)
+    item = saved.args[1]
+    assert item.params.mode == "inpaint" and item.params.mask_blur == 4
+    result = np.asarray(Image.open(item.path).convert("RGB")).astype(int)
+    src = np.asarray(source).astype(int)
+    # Outside the mask grown by the blur's reach (2.5 sigma + 1 px), the source survives.
+    reach = Image.fromarray(mask).filter(ImageFilter.MaxFilter(2 * 12 + 1))
+    outside = np.asarray(reach) == 0
+    inside = mask == 255
+    assert outside.sum() > 3000 and inside.sum() > 500
+    assert np.abs(result - src)[outside].max() <= 2
+    assert np.abs(result - src)[inside].mean() > 20  # the masked part was really repainted
+
+
+def test_corrupt_model_shows_banner_and_good_model_still_works(
+    qtbot, window, tiny_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    window.panel.prompt_edit.setPlainText("a lantern")
+    click_generate(qtbot, window)  # no model yet: a message instead of a job
+    assert window.banner.text() == NO_MODEL_MESSAGE
+    assert window.worker.queue_length() == 0
+
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a": truncated')
+    with qtbot.waitSignal(window.worker.model_failed, timeout=WAIT_MS):
+        window.load_model(corrupt)
+    text = window.banner.text()
+    assert text.startswith("Could not load corrupt.safetensors") and "Traceback" not in text
+    assert window.banner.kind() is BannerKind.ERROR
+    assert QApplication.activeModalWidget() is None  # nothing blocks the window
+    assert window.status.model.text() == "No model"
+
+    load(qtbot, window, tiny_path)
+    assert window.banner.text() == ""  # the model error went away with a working model
+    assert window.status.model.text() == "txt2img-small"
+    set_quick(window, steps=2)
+    with qtbot.waitSignal(window.worker.job_finished, timeout=WAIT_MS):
+        click_generate(qtbot, window)
+    assert window.gallery_store.count() == 1
+
+
+def test_img2img_without_picture_says_what_to_do(qtbot, window, tiny_path) -> None:  # type: ignore[no-untyped-def]
+    load(qtbot, window, tiny_path)
+    window.panel.set_mode(Mode.IMG2IMG)
+    assert window.generate() == []
+    assert "needs a picture on the canvas" in window.banner.text()
+    assert window.panel.strength.isVisible() and not window.panel.mask_blur.isVisible()
+
+
+class Heartbeat:
+    """A 10 ms timer on the UI thread; the largest gap between ticks is the worst stall."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return max(self.gaps) if self.gaps else float("inf")
+
+
+def test_event_loop_never_stalls_during_load_and_generation(
+    qtbot, window, tmp_path_factory
+) -> None:  # type: ignore[no-untyped-def]
+    model = build_tiny_sd(tmp_path_factory, size="medium").single_file
+    beat = Heartbeat()
+    beat.start()
+    load(qtbot, window, model)
+    load_gap, load_ticks = beat.stop(), len(beat.gaps)
+
+    set_quick(window, steps=12, size=128)
+    window.panel.prompt_edit.setPlainText("a field of sunflowers")
+    window.set_preview_mode(PreviewMode.FAST)
+    previews: list[object] = []
+    window.worker.step_progress.connect(lambda *args: previews.append(args[4]))
+    beat.start()
+    with qtbot.waitSignal(window.worker.image_saved, timeout=WAIT_MS):
+        click_generate(qtbot, window)
+    gen_gap, gen_ticks = beat.stop(), len(beat.gaps)
+    assert len(previews) == 12 and all(isinstance(p, QImage) for p in previews)
+    assert load_ticks >= 3 and gen_ticks >= 10  # the timer really ran during both
+    assert load_gap < 0.1, f"UI stalled {load_gap * 1000:.0f} ms while the model loaded"
+    assert gen_gap < 0.1, f"UI stalled {gen_gap * 1000:.0f} ms during generation"
+
+
+def test_settings_persist_across_restart(qtbot, paths, tiny_path) -> None:  # type: ignore[no-untyped-def]
+    first = open_window(qtbot, paths)
+    load(qtbot, first, tiny_path)
+    panel = first.panel
+    panel.prompt_edit.setPlainText("an old map\nwith a compass rose")
+    panel.negative_edit.setPlainText("blurry")
+    panel.set_mode(Mode.IMG2IMG)
+    panel.steps.setValue(33)
+    panel.cfg.setValue(5.5)
+    panel.strength.setValue(0.4)
+    panel.set_size(640, 448)
+    panel.set_seed(3_000_000_000)  # above 2^31: must survive as an int
+    panel.batch_count.setValue(3)
+    panel.clip_skip.setValue(2)
+    panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findText("DDIM"))
+    first.set_preview_mode(PreviewMode.FULL)
+    first.settings.add_model_folder(paths.data_dir / "more-models")
+    # The offscreen screen is 800x800 and restoring clamps to it (and to the window's
+    # minimum width), so the height is what can be compared.
+    first.resize(first.minimumSizeHint().width(), 620)
+    qtbot.waitUntil(lambda: first.height() == 620)
+    expected = panel.values()
+    first.shutdown()
+    first.close()
+
+    saved = json.loads(paths.settings_file.read_text(encoding="utf-8"))
+    assert saved["last_model"] == str(tiny_path)
+    assert saved["window_geometry"] and saved["window_state"] and saved["splitter_state"]
+    assert list(paths.config_dir.glob("*.tmp")) == []  # atomic write left no debris
+
+    second = open_window(qtbot, paths, resize=False)
+    try:
+        assert second.panel.values() == expected
+        assert second.panel.seed() == 3_000_000_000
+        assert second.preview_actions[PreviewMode.FULL].isChecked()
+        assert second.settings.model_folders == [str(paths.data_dir / "more-models")]
+        assert second.height() == 620
+        qtbot.waitUntil(lambda: second.worker.model_info() is not None, timeout=WAIT_MS)
+        assert second.worker.model_info().path == tiny_path  # the last model loads by itself
+        qtbot.waitUntil(lambda: second.panel.current_model_path() == tiny_path, timeout=WAIT_MS)
+    finally:
+        second.shutdown()
+
+
+def test_gallery_reuse_parameters_and_seed(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    params = GenerationParams(
+        prompt="a koi pond",
+        negative_prompt="text",
+        steps=28,
+        sampler="Euler a",
+        cfg_scale=6.5,
+        seed=777,
+        width=512,
+        height=768,
+        clip_skip=2,
+    )
+    window.gallery.reuse_parameters.emit(params)
+    v = window.panel.values()
+    assert (v["prompt"], v["negative_prompt"], v["steps"], v["sampler"]) == (
+        "a koi pond",
+        "text",
+        28,
+        "euler_a",
+    )
+    assert (v["cfg_scale"], v["seed"], v["width"], v["height"], v["clip_skip"]) == (
+        6.5,
+        777,
+        512,
+        768,
+        2,
+    )
+    window.gallery.reuse_seed.emit(12345)
+    assert window.panel.seed() == 12345
+
+
+def test_settings_file_is_forgiving(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    assert store.load() == Settings() and store.load_problem is None  # no file yet
+    store.path.write_text("{ not json", encoding="utf-8")
+    assert store.load() == Settings()
+    assert store.load_problem is not None and "not valid JSON" in store.load_problem
+    assert (tmp_path / "settings.json.bad").exists()  # the damaged file is kept aside
+    store.path.write_text(
+        json.dumps(
+            {
+                "steps": 3,
+                "preview_every": "ten",
+                "known_models": ["a", "a", "b"],
+                "last_model": 5,
+                "output_folder": "/pictures",
+            }
+        ),
+        encoding="utf-8",
+    )
+    loaded = store.load()
+    assert loaded.preview_every == 5 and loaded.last_model == ""  # wrong types -> defaults
+    assert loaded.known_models == ["a", "b"] and loaded.output_folder == "/pictures"
+    env = {"SD_DESKTOP_CONFIG_DIR": str(tmp_path / "c"), "SD_DESKTOP_DATA_DIR": str(tmp_path)}
+    paths = AppPaths.from_environment(env)
+    assert paths.settings_file == tmp_path / "c" / "settings.json"
+    assert paths.models_dir == tmp_path / "models"
