@@ -22,18 +22,58 @@ DTYPES: dict[str, torch.dtype] = {
 DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
 
 
+# CPU flags (as Linux names them) of units that multiply bf16 matrices natively. Without
+# them oneDNN emulates bf16 through fp32 and the conversions make it slower than fp32.
+NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def cpuinfo_has_native_bf16(cpuinfo: str) -> bool:
+    """True when the first `flags` line of a /proc/cpuinfo text names a native bf16 unit."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & NATIVE_BF16_FLAGS)
+    return False
+
+
 @cache
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bf16 matrices in hardware (AMX tiles or AVX512-BF16)."""
+    """True when the CPU multiplies bf16 matrices in hardware (AMX tiles or AVX512-BF16).
+
+    Only Linux says so in /proc/cpuinfo; elsewhere this is False and the CPU runs fp32.
+    """
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
         return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool(flags & {"amx_bf16", "avx512_bf16"})
-    return False
+    return cpuinfo_has_native_bf16(text)
+
+
+def cuda_supports_bf16(device: torch.device) -> bool:
+    """Ampere (compute capability 8.0) and newer run bf16 on their tensor cores."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    major, _minor = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def resolve_vae_dtype(run_dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype the VAE starts in.
+
+    SD 1.x's VAE overflows in fp16 at some images. On GPUs with bf16 (same speed,
+    fp32's range) it runs in bf16 instead; on older GPUs it starts in fp16 and the
+    model switches it to fp32 for good the first time a decode overflows.
+    """
+    if run_dtype == torch.float16 and cuda_supports_bf16(device):
+        return torch.bfloat16
+    return run_dtype
+
+
+def total_device_memory(device: torch.device) -> int | None:
+    """Bytes of memory on a CUDA device; None where it cannot be known (CPU, MPS)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(device).total_memory)
 
 
 def mps_available() -> bool:
