@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test setup setup-dev lint bench self-test clean
+.PHONY: run test setup setup-dev lint bench self-test app desktop-entry clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,6 +36,14 @@ lint: setup-dev
 
 self-test: setup
 	$(PY) -m sd_desktop --self-test
+
+# A one-folder app in dist/sd-desktop (PyInstaller), checked by its own --self-test.
+app: setup
+	VENV=$(VENV) packaging/build_app.sh
+
+# Add the app to this user's application menu (Linux, XDG).
+desktop-entry: setup
+	$(PY) -m sd_desktop.install_desktop
 
 bench: setup-dev
 	$(PY) benchmarks/run.py

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx2
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
@@ -35,6 +34,11 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+try:  # huggingface_hub 2.x talks HTTP through httpx2, 1.x through httpx: same API
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
+    import httpx  # type: ignore[no-redef]
 
 from .catalog import CatalogEntry
 from .errors import DownloadCancelled, DownloadError, LibraryError, OfflineError
@@ -228,7 +232,7 @@ class ModelDownloader:
         """huggingface_hub and httpx errors -> one line the user can act on."""
         if isinstance(exc, OfflineModeIsEnabled):
             return OfflineError(_offline_message(self.models_folder, "offline mode is on"))
-        if isinstance(exc, httpx2.TransportError | ConnectionError | TimeoutError):
+        if isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
             reason = type(exc).__name__ if not str(exc) else str(exc).splitlines()[0]
             return OfflineError(_offline_message(self.models_folder, reason))
         if isinstance(exc, GatedRepoError):
@@ -331,7 +335,7 @@ class ModelDownloader:
             headers = self._headers_for(file.url)
             if offset:
                 headers["Range"] = f"bytes={offset}-"
-            timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+            timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
             try:
                 with get_session().stream(
                     "GET", file.url, headers=headers, timeout=timeout
