@@ -1,8 +1,8 @@
 """Starting the desktop app: logging, the Qt application, the theme and the main window.
 
-`sd-desktop` and `python -m sd_desktop` land in run_app(). Optional arguments: a model
-file to load or an image to open, and --self-test (start, wait for the engine, quit)
-for packaging checks.
+`sd-desktop` and `python -m sd_desktop` land in run_app() (after __main__ has handled
+`generate`, `--self-test` and the desktop-entry installer). The optional argument is a
+model file to load or an image to open.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ import argparse
 import logging
 import logging.handlers
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
@@ -25,7 +23,6 @@ from sd_desktop import __version__
 log = logging.getLogger("sd_desktop")
 
 LOG_FILE_NAME = "sd-desktop.log"
-SELF_TEST_TIMEOUT_MS = 120_000
 MODEL_SUFFIXES = (".safetensors", ".ckpt")
 
 
@@ -116,11 +113,6 @@ def setup_logging(folder: Path) -> Path | None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sd-desktop", description="Stable Diffusion desktop app")
     parser.add_argument("file", nargs="?", type=Path, help="a model to load or an image to open")
-    parser.add_argument(
-        "--self-test",
-        action="store_true",
-        help="start the app in temporary folders, wait for the engine, and quit",
-    )
     parser.add_argument("--version", action="version", version=f"sd-desktop {__version__}")
     return parser.parse_args(argv)
 
@@ -130,8 +122,6 @@ def run_app(argv: list[str]) -> int:
     from sd_desktop.ui.settings import AppPaths
 
     args = parse_args(argv)
-    if args.self_test:
-        return _self_test()
     paths = AppPaths.from_environment()
     log_file = setup_logging(paths.data_dir / "logs")
     app = QApplication.instance() or QApplication(["sd-desktop"])
@@ -182,35 +172,3 @@ def _install_excepthook(window: object, log_file: Path | None) -> None:
             pass
 
     sys.excepthook = hook
-
-
-def _self_test() -> int:
-    """Start everything in throw-away folders, wait until the engine thread is up, quit.
-    Exit code 0 means the installation can run the app."""
-    from sd_desktop.ui.settings import AppPaths
-
-    app = QApplication.instance() or QApplication(["sd-desktop"])
-    from sd_desktop.ui.main_window import MainWindow
-
-    with tempfile.TemporaryDirectory(prefix="sd-desktop-self-test-") as tmp:
-        window = MainWindow(AppPaths.under(Path(tmp)))
-        outcome: list[str] = []
-
-        def ready(text: str) -> None:
-            outcome.append(text)
-            app.quit()
-
-        window.worker.ready.connect(ready)
-        if window.worker.ready_text():
-            ready(window.worker.ready_text() or "")
-        window.worker.model_failed.connect(lambda message: (outcome.append(""), app.quit()))
-        QTimer.singleShot(SELF_TEST_TIMEOUT_MS, app.quit)
-        window.show()
-        app.exec()
-        window.shutdown()
-        window.deleteLater()
-    if outcome and outcome[0]:
-        print(f"self-test OK: {outcome[0]}")
-        return 0
-    print("self-test FAILED: the engine did not start", file=sys.stderr)
-    return 1

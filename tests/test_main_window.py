@@ -248,6 +248,21 @@ def test_corrupt_model_shows_banner_and_good_model_still_works(
     assert window.gallery_store.count() == 1
 
 
+def test_welcome_until_a_model_exists_then_the_list_shows_it(qtbot, window, tiny_path) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: window.canvas_stack.currentWidget() is window.welcome, timeout=WAIT_MS)
+    assert window.panel.current_model_path() is None
+    window.paths.models_dir.mkdir(parents=True)
+    copy = window.paths.models_dir / "my-model.safetensors"
+    copy.write_bytes(tiny_path.read_bytes())
+    with qtbot.waitSignal(window.worker.model_loaded, timeout=WAIT_MS) as loaded:
+        qtbot.mouseClick(window.welcome.rescan_button, LEFT)  # "Look again"
+    assert loaded.args[0].name == "my-model"
+    assert window.canvas_stack.currentWidget() is window.canvas_page
+    qtbot.waitUntil(lambda: window.panel.current_model_path() == copy, timeout=WAIT_MS)
+    assert window.panel.model_combo.currentText() == "my-model — SD 1.x"
+    assert window.settings.last_model == str(copy)
+
+
 def test_img2img_without_picture_says_what_to_do(qtbot, window, tiny_path) -> None:  # type: ignore[no-untyped-def]
     load(qtbot, window, tiny_path)
     window.panel.set_mode(Mode.IMG2IMG)

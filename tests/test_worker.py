@@ -26,8 +26,6 @@ from sd_desktop.worker import (
     Worker,
     default_torch_threads,
     expand_batch_count,
-    find_model_paths,
-    scan_models,
 )
 from sd_desktop.worker.images import rgb_to_qimage, tile_batch
 
@@ -156,21 +154,6 @@ def test_qimage_owns_its_pixels(qapp) -> None:  # type: ignore[no-untyped-def]
     grid = tile_batch(batch)
     assert grid.shape == (4, 4, 3)  # 2x2 grid, one empty cell
     assert (grid[0:2, 2:4] == batch[1]).all() and (grid[2:4, 2:4] == 0).all()
-
-
-def test_model_scan_finds_files_and_folders(tiny_path: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "models"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "sub" / "tiny.safetensors").write_bytes(tiny_path.read_bytes())
-    (folder / "broken.safetensors").write_bytes(b"\x00" * 5)
-    (folder / "notes.txt").write_text("not a model")
-    diffusers = tiny_path.parent / tiny_path.stem  # the factory's diffusers folder
-    paths = find_model_paths([folder], [diffusers, tmp_path / "gone.safetensors"])
-    assert [p.name for p in paths] == ["broken.safetensors", "tiny.safetensors", diffusers.name]
-    entries = {e.path.name: e for e in scan_models([folder], [diffusers])}
-    assert entries["tiny.safetensors"].family == "SD 1.x" and entries["tiny.safetensors"].usable
-    assert entries[diffusers.name].usable
-    assert entries["broken.safetensors"].error and not entries["broken.safetensors"].usable
 
 
 # ---------------------------------------------------------------- generation

@@ -45,10 +45,11 @@ from PySide6.QtWidgets import (
 
 from sd_desktop.engine.request import GenerationRequest, Mode
 from sd_desktop.infotext import SAMPLER_DISPLAY_NAMES, GenerationParams
+from sd_desktop.library.scan import ModelEntry
 from sd_desktop.ui.app_icons import panel_icon
-from sd_desktop.worker.model_scan import ModelEntry
 
 MIN_SIZE, MAX_SIZE, SIZE_STEP = 64, 2048, 8
+MIN_PANEL_WIDTH = 320
 MAX_SEED = 2**32 - 1
 SIZE_PRESETS: tuple[tuple[int, int, str], ...] = (
     (512, 512, "square"),
@@ -99,6 +100,13 @@ def fit_size(width: int, height: int, longest: int = 768) -> tuple[int, int]:
     `longest` (SD 1.x works best near 512-768), both multiples of 8."""
     scale = min(1.0, longest / max(width, height, 1))
     return snap_size(width * scale), snap_size(height * scale)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path.absolute()
 
 
 class PromptEdit(QPlainTextEdit):
@@ -233,6 +241,7 @@ class GenerationPanel(QWidget):
     open_model_requested = Signal()
     add_folder_requested = Signal()
     rescan_requested = Signal()
+    manage_models_requested = Signal()
     mode_changed = Signal(object)  # Mode
     match_image_size_requested = Signal()
 
@@ -270,9 +279,10 @@ class GenerationPanel(QWidget):
         self.model_menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.model_menu_button.setStyleSheet(NO_MENU_ARROW)
         menu = QMenu(self.model_menu_button)
+        menu.addAction("Manage Models…", self.manage_models_requested.emit)
+        menu.addSeparator()
         menu.addAction("Open Model File…", self.open_model_requested.emit)
         menu.addAction("Add Models Folder…", self.add_folder_requested.emit)
-        menu.addSeparator()
         menu.addAction("Rescan Models", self.rescan_requested.emit)
         self.model_menu_button.setMenu(menu)
         model_row.addWidget(self.model_combo, 1)
@@ -406,6 +416,7 @@ class GenerationPanel(QWidget):
 
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
+        self._scroll, self._body = scroll, body
 
         bottom = QFrame(self)
         bottom.setFrameShape(QFrame.Shape.NoFrame)
@@ -451,13 +462,13 @@ class GenerationPanel(QWidget):
                 text = f"{entry.name} — {entry.family}" if entry.family else entry.name
                 item = QStandardItem(text)
                 item.setData(str(entry.path), Qt.ItemDataRole.UserRole)
-                if entry.error or entry.supported is False:
-                    reason = entry.error or entry.family
+                if not entry.usable:
+                    reason = entry.error or entry.detail or entry.family
                     item.setEnabled(False)
                     item.setText(f"{entry.name} — cannot be used")
                     item.setToolTip(f"{entry.path}\n{reason}")
                 else:
-                    item.setToolTip(f"{entry.path}\n{entry.summary}")
+                    item.setToolTip(f"{entry.path}\n{entry.detail or entry.family}")
                 model.appendRow(item)
             if model.rowCount() == 0:
                 placeholder = QStandardItem("No models found: open a model file…")
@@ -474,10 +485,19 @@ class GenerationPanel(QWidget):
             with QSignalBlocker(self.model_combo):
                 self.model_combo.setCurrentIndex(-1 if self._has_real_models() else 0)
             return False
-        index = self.model_combo.findData(str(path), Qt.ItemDataRole.UserRole)
+        index = self._model_index(Path(path))
         with QSignalBlocker(self.model_combo):
             self.model_combo.setCurrentIndex(index)
         return index >= 0
+
+    def _model_index(self, path: Path) -> int:
+        """Row of `path` in the list, comparing resolved paths (symlinked model folders)."""
+        wanted = _resolved(path)
+        for i in range(self.model_combo.count()):
+            data = self.model_combo.itemData(i, Qt.ItemDataRole.UserRole)
+            if data and _resolved(Path(data)) == wanted:
+                return i
+        return -1
 
     def _has_real_models(self) -> bool:
         return any(
@@ -510,7 +530,15 @@ class GenerationPanel(QWidget):
         self._form.setRowVisible(self.mask_blur, mode is Mode.INPAINT)
         self._form.setRowVisible(self.keep_unmasked, mode is Mode.INPAINT)
         self.match_button.setVisible(mode is not Mode.TXT2IMG)
+        self._fit_width()
         self.mode_changed.emit(mode)
+
+    def _fit_width(self) -> None:
+        """Never narrower than the form: the scroll area scrolls vertically only, so a
+        narrower panel would cut the right-hand controls off."""
+        form = self._body.minimumSizeHint().width()
+        bar = self._scroll.verticalScrollBar().sizeHint().width()
+        self.setMinimumWidth(max(MIN_PANEL_WIDTH, form + bar + 2))
 
     # ------------------------------------------------------------------ values
 
@@ -677,10 +705,14 @@ class GenerationPanel(QWidget):
 
     # ------------------------------------------------------------------ running state
 
-    def set_running(self, running: bool, waiting: int = 0) -> None:
-        """Generate stays available while a job runs: it queues another one."""
-        self.cancel_button.setEnabled(running)
-        if running:
+    def set_running(self, running: bool, waiting: int = 0, stopping: bool = False) -> None:
+        """Generate stays available while a job runs: it queues another one. While a
+        cancel is under way, Cancel says so instead of inviting a second click."""
+        self.cancel_button.setEnabled(running and not stopping)
+        self.cancel_button.setText("Stopping…" if stopping else "Cancel")
+        if stopping:
+            self.cancel_button.setToolTip("The job stops before its next step")
+        elif running:
             self.cancel_button.setToolTip("Stop the running job (Esc); queued jobs continue")
             more = f" ({waiting} waiting)" if waiting else ""
             self.generate_button.setText("Queue Another")

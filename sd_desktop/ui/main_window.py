@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -39,21 +40,23 @@ from sd_desktop.gallery import (
     default_gallery_folder,
 )
 from sd_desktop.infotext import GenerationParams, write_png
+from sd_desktop.library.library import ModelLibrary
+from sd_desktop.library.scan import ModelEntry
 from sd_desktop.ui.about import AboutDialog, ShortcutsDialog
 from sd_desktop.ui.app_icons import app_icon
 from sd_desktop.ui.canvas import CanvasWidget
 from sd_desktop.ui.canvas_image_io import ImageLoadError, read_image_file
 from sd_desktop.ui.gallery_view import GalleryWidget
 from sd_desktop.ui.generation_panel import MODE_LABELS, GenerationPanel
+from sd_desktop.ui.model_manager import BackgroundRunner, ModelManagerDialog
 from sd_desktop.ui.preferences import PREVIEW_LABELS, Preferences, PreferencesDialog
 from sd_desktop.ui.settings import AppPaths, Settings, SettingsStore
 from sd_desktop.ui.status import BannerKind, MessageBanner, StatusArea
+from sd_desktop.ui.welcome import WelcomePanel
 from sd_desktop.worker import (
     NO_MODEL_MESSAGE,
     Job,
-    ModelEntry,
     ModelInfo,
-    ModelScanner,
     PreviewMode,
     PreviewOptions,
     Worker,
@@ -74,6 +77,14 @@ class _JobView:
     height: int
     batch_size: int
     started: float = 0.0
+
+
+def _same_file(path: Path) -> Path:
+    """One spelling per file, so a model reached through a symlink is listed once."""
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return Path(path).absolute()
 
 
 def _grid_size(width: int, height: int, count: int) -> QSize:
@@ -107,6 +118,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._engine_text = ""
         self._model_error = ""
+        self._stopping: int | None = None  # the job whose cancel was asked for
         self._old_stores: list[GalleryStore] = []
 
         self.setWindowTitle("SD Desktop")
@@ -117,10 +129,22 @@ class MainWindow(QMainWindow):
 
         self.gallery_store = self._open_gallery()
         self.thumbnails = ThumbnailCache(self.paths.thumbnails_dir)
-        self.worker = Worker(
-            self.gallery_store, self, device=self.settings.device, torch_threads=torch_threads
+        self.library = ModelLibrary(
+            self.paths.models_dir,
+            folders=self.settings.model_folders,
+            hash_cache_file=self.paths.model_hashes_file,
+            hf_cache=self.paths.hf_cache,
+            use_hf_cache=self.settings.use_hf_cache,
+            on_folders_changed=self._on_library_folders,
         )
-        self.scanner = ModelScanner(self)
+        self.worker = Worker(
+            self.gallery_store,
+            self,
+            device=self.settings.device,
+            torch_threads=torch_threads,
+            model_hash=self.library.hashes.compute,
+        )
+        self.scanner = BackgroundRunner(self)
 
         self._build_widgets()
         self._build_actions()
@@ -155,7 +179,6 @@ class MainWindow(QMainWindow):
 
     def _build_widgets(self) -> None:
         self.panel = GenerationPanel(self)
-        self.panel.setMinimumWidth(320)
         self.canvas = CanvasWidget(self)
         self.gallery = GalleryWidget(self.gallery_store, self, thumbnails=self.thumbnails)
         self.strip = self.gallery.create_strip(self)
@@ -170,10 +193,15 @@ class MainWindow(QMainWindow):
         self.mask_bar.setIconSize(QSize(18, 18))
         canvas_layout.addWidget(self.mask_bar)
         canvas_layout.addWidget(self.canvas, 1)
+        self.canvas_page = canvas_page
+        self.welcome = WelcomePanel(self.library, self)
+        self.canvas_stack = QStackedWidget(self)
+        self.canvas_stack.addWidget(canvas_page)
+        self.canvas_stack.addWidget(self.welcome)
 
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(canvas_page, "Canvas")
+        self.tabs.addTab(self.canvas_stack, "Canvas")
         self.tabs.addTab(self.gallery, "Gallery")
         self.tabs.setTabToolTip(CANVAS_TAB, "The picture being made (Ctrl+Shift+G toggles)")
         self.tabs.setTabToolTip(GALLERY_TAB, "Every image you made: search, reuse, delete")
@@ -238,6 +266,12 @@ class MainWindow(QMainWindow):
             self.open_model_dialog,
             ("Ctrl+Shift+O",),
             "Load a .safetensors or .ckpt model file",
+        )
+        self.act_manage_models = self._action(
+            "Manage &Models…",
+            self.show_model_manager,
+            ("Ctrl+M",),
+            "Every model found, where it lives, downloads and model folders",
         )
         self.act_add_folder = self._action(
             "Add Models &Folder…",
@@ -307,7 +341,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.act_open_image, ca.paste_image])
         file_menu.addSeparator()
-        file_menu.addActions([self.act_open_model, self.act_add_folder])
+        file_menu.addActions([self.act_open_model, self.act_add_folder, self.act_manage_models])
         file_menu.addSeparator()
         file_menu.addAction(self.act_save_as)
         file_menu.addSeparator()
@@ -353,7 +387,6 @@ class MainWindow(QMainWindow):
         w.job_failed.connect(self._on_job_failed)
         w.job_cancelled.connect(self._on_job_cancelled)
         w.queue_changed.connect(self._on_queue_changed)
-        self.scanner.finished.connect(self._on_models_scanned)
 
         p = self.panel
         p.generate_requested.connect(self.generate)
@@ -362,12 +395,16 @@ class MainWindow(QMainWindow):
         p.open_model_requested.connect(self.open_model_dialog)
         p.add_folder_requested.connect(self.add_models_folder_dialog)
         p.rescan_requested.connect(self.rescan_models)
+        p.manage_models_requested.connect(self.show_model_manager)
         p.mode_changed.connect(self._on_mode_changed)
         p.match_image_size_requested.connect(self._match_image_size)
 
         self.canvas.error.connect(lambda text: self.banner.show_message(text, BannerKind.ERROR))
         self.canvas.notice.connect(self.status.set_message)
         self.canvas.image_changed.connect(self._on_canvas_image_changed)
+
+        self.welcome.modelChosen.connect(self._use_chosen_model)
+        self.welcome.libraryChanged.connect(self.rescan_models)
 
         g = self.gallery
         g.reuse_parameters.connect(self._reuse_parameters)
@@ -394,23 +431,64 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ models
 
     def rescan_models(self) -> None:
-        folders = [self.paths.models_dir, *map(Path, self.settings.model_folders)]
+        """List the library's models plus files opened by hand, off the UI thread."""
+        library = self.library
         files = [Path(p) for p in self.settings.known_models]
         if self.settings.last_model:
             files.append(Path(self.settings.last_model))
-        self.scanner.scan(folders, files)
 
-    @Slot(list)
+        def scan() -> list[ModelEntry]:
+            entries = library.scan()
+            seen = {_same_file(e.path) for e in entries}
+            for path in files:
+                if path.exists() and _same_file(path) not in seen:
+                    seen.add(_same_file(path))
+                    entries.append(library.describe(path))
+            return sorted(entries, key=lambda e: e.name.lower())
+
+        self.scanner.run(scan, self._on_models_scanned, self._on_scan_failed)
+
     def _on_models_scanned(self, entries: list[ModelEntry]) -> None:
         self._models = entries
         current = self._loading or (self._loaded.path if self._loaded else None)
         self.panel.set_models(entries, current)
+        self._update_welcome()
+
+    def _on_scan_failed(self, error: Exception) -> None:
+        log.warning("Model scan failed: %s", error)
+        self.status.set_message(f"Could not look for models: {error}")
+
+    def _on_library_folders(self, folders: list[Path]) -> None:
+        """The library's folder list changed (manager, welcome panel): remember it."""
+        self.settings.model_folders = [str(f) for f in folders]
+
+    def _update_welcome(self) -> None:
+        """The welcome panel replaces the canvas while there is no model to use at all."""
+        no_model = self._loaded is None and self._loading is None
+        show = no_model and not any(e.usable for e in self._models)
+        self.canvas_stack.setCurrentWidget(self.welcome if show else self.canvas_page)
+
+    def show_model_manager(self) -> None:
+        dialog = ModelManagerDialog(self.library, self)
+        dialog.modelChosen.connect(self._use_chosen_model)
+        dialog.libraryChanged.connect(self.rescan_models)
+        dialog.exec()
+        self.settings.use_hf_cache = self.library.use_hf_cache
+
+    def _use_chosen_model(self, path: Path) -> None:
+        """A model picked in the welcome panel or the manager (usable, headers checked)."""
+        path = Path(path)
+        if not any(_same_file(e.path) == _same_file(path) for e in self._models):
+            self.settings.remember_model(path)
+        self.load_model(path)
+        self.rescan_models()
 
     def load_model(self, path: Path) -> None:
         path = Path(path)
         self._loading = path
         self.status.model_loading(0.0, f"queued: {path.name}")
         self.worker.load_model(path, device=self.settings.device)
+        self._update_welcome()
 
     def open_model_dialog(self) -> None:
         start = str(self.paths.models_dir if self.paths.models_dir.exists() else Path.home())
@@ -429,7 +507,7 @@ class MainWindow(QMainWindow):
         if (folder / "model_index.json").is_file():  # a diffusers model, not a folder of them
             self.settings.remember_model(folder)
             self.load_model(folder)
-        elif self.settings.add_model_folder(folder):
+        elif self.library.add_folder(folder):
             self.status.set_message(f"Looking for models in {folder}…")
         self.rescan_models()
 
@@ -444,9 +522,10 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        chosen = self._loading or info.path  # the path the user picked (maybe a symlink)
         self._loaded = info
         self._loading = None
-        self.settings.last_model = str(info.path)
+        self.settings.last_model = str(chosen)
         detail = (
             f"{info.path}\n{info.family} · {info.device} · {info.dtype} · "
             f"loaded in {info.load_seconds:.1f} s"
@@ -459,6 +538,7 @@ class MainWindow(QMainWindow):
             self.banner.dismiss()
         self._model_error = ""
         self._check_mode_fits_model()
+        self._update_welcome()
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
@@ -469,6 +549,7 @@ class MainWindow(QMainWindow):
         self.banner.show_message(self._model_error, BannerKind.ERROR)
         self.status.model_failed(self._loaded.name if self._loaded else None)
         self.panel.select_model(self._loaded.path if self._loaded else None)
+        self._update_welcome()
 
     # ------------------------------------------------------------------ generating
 
@@ -515,7 +596,9 @@ class MainWindow(QMainWindow):
 
     def cancel(self) -> None:
         if self.worker.cancel():
-            self.status.set_message("Cancelling…")
+            self._stopping = self._running_job
+            self.status.set_message("Stopping before the next step…")
+            self._update_running()
 
     def clear_queue(self) -> None:
         dropped = self.worker.clear_queue()
@@ -589,8 +672,9 @@ class MainWindow(QMainWindow):
     def _update_running(self) -> None:
         running = self._running_job is not None
         waiting = self.worker.queue_length()
-        self.panel.set_running(running, waiting)
-        self.act_cancel.setEnabled(running)
+        stopping = running and self._stopping == self._running_job
+        self.panel.set_running(running, waiting, stopping=stopping)
+        self.act_cancel.setEnabled(running and not stopping)
         self.act_clear_queue.setEnabled(waiting > 0)
         self.act_clear_queue.setStatusTip(
             "Drop the jobs that have not started yet" if waiting else "No jobs are waiting"
@@ -727,8 +811,6 @@ class MainWindow(QMainWindow):
         self.set_preview_mode(PreviewMode.parse(self.settings.preview_mode))
         if self.settings.output_folder != old.output_folder:
             self._switch_gallery()
-        if self.settings.model_folders != old.model_folders:
-            self.rescan_models()
         if self.settings.device != old.device and self._loaded is not None:
             self.status.set_message("The new device is used the next time a model loads.")
         self.save_settings()

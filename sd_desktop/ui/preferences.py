@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -42,7 +41,6 @@ class Preferences:
     preview_mode: str
     preview_every: int
     device: str
-    model_folders: tuple[str, ...]
 
     @classmethod
     def of(cls, settings: Settings) -> Preferences:
@@ -51,7 +49,6 @@ class Preferences:
             PreviewMode.parse(settings.preview_mode).value,
             max(1, settings.preview_every),
             settings.device if settings.device in DEVICE_LABELS else "auto",
-            tuple(settings.model_folders),
         )
 
     def apply_to(self, settings: Settings) -> Settings:
@@ -61,7 +58,6 @@ class Preferences:
             preview_mode=self.preview_mode,
             preview_every=self.preview_every,
             device=self.device,
-            model_folders=list(self.model_folders),
         )
 
 
@@ -96,29 +92,13 @@ class PreferencesDialog(QDialog):
         self.device.setCurrentIndex(max(0, self.device.findData(prefs.device)))
         self.device.setToolTip("Takes effect the next time a model is loaded")
 
-        self.folders = QListWidget(self)
-        self.folders.addItems(list(prefs.model_folders))
-        self.folders.setMinimumHeight(90)
-        add = QPushButton("Add…", self)
-        add.clicked.connect(self._add_folder)
-        self.remove = QPushButton("Remove", self)
-        self.remove.clicked.connect(self._remove_folder)
-        self.folders.currentRowChanged.connect(self._sync_remove)
-        folder_buttons = QVBoxLayout()
-        folder_buttons.addWidget(add)
-        folder_buttons.addWidget(self.remove)
-        folder_buttons.addStretch(1)
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folders, 1)
-        folder_row.addLayout(folder_buttons)
-
         form = QFormLayout()
         form.addRow("Gallery folder", out_row)
         form.addRow("Live preview", self.preview)
         form.addRow("Full preview every", self.every)
         form.addRow("Run on", self.device)
-        form.addRow(QLabel("Model folders (scanned for .safetensors and diffusers folders):"))
-        form.addRow(folder_row)
+        hint = QLabel("Model folders are managed in File > Manage Models…", self)
+        form.addRow(hint)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -129,7 +109,6 @@ class PreferencesDialog(QDialog):
         layout.addWidget(buttons)
         self.setMinimumWidth(560)
         self._sync_every()
-        self._sync_remove()
 
     def preferences(self) -> Preferences:
         return Preferences(
@@ -137,7 +116,6 @@ class PreferencesDialog(QDialog):
             preview_mode=str(self.preview.currentData()),
             preview_every=self.every.value(),
             device=str(self.device.currentData()),
-            model_folders=tuple(self.folders.item(i).text() for i in range(self.folders.count())),
         )
 
     def _sync_every(self) -> None:
@@ -149,23 +127,7 @@ class PreferencesDialog(QDialog):
             else "Only used by the full preview (choose it above)"
         )
 
-    def _sync_remove(self) -> None:
-        has = self.folders.currentRow() >= 0
-        self.remove.setEnabled(has)
-        self.remove.setToolTip("Stop scanning the selected folder" if has else "Select a folder")
-
     def _choose_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Gallery Folder", self.output.text())
         if folder:
             self.output.setText(folder)
-
-    def _add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add Models Folder")
-        existing = {self.folders.item(i).text() for i in range(self.folders.count())}
-        if folder and folder not in existing:
-            self.folders.addItem(folder)
-
-    def _remove_folder(self) -> None:
-        row = self.folders.currentRow()
-        if row >= 0:
-            self.folders.takeItem(row)

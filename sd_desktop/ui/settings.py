@@ -45,6 +45,7 @@ class AppPaths:
     data_dir: Path
     cache_dir: Path
     gallery_dir: Path | None = None  # None: the gallery's own default (Pictures/sd-desktop)
+    hf_cache: Path | None = None  # None: wherever huggingface_hub keeps it (HF_HOME, ...)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> AppPaths:
@@ -64,8 +65,11 @@ class AppPaths:
 
     @classmethod
     def under(cls, root: Path) -> AppPaths:
-        """Everything below one folder (tests, portable installs)."""
-        return cls(root / "config", root / "data", root / "cache", root / "gallery")
+        """Everything below one folder (tests, portable installs); not even the Hugging
+        Face cache is read from outside it."""
+        return cls(
+            root / "config", root / "data", root / "cache", root / "gallery", root / "hf-cache"
+        )
 
     @property
     def settings_file(self) -> Path:
@@ -80,6 +84,11 @@ class AppPaths:
     def thumbnails_dir(self) -> Path:
         return self.cache_dir / "thumbnails"
 
+    @property
+    def model_hashes_file(self) -> Path:
+        """Model sha256 cache, so a 4 GB file is hashed once, not once per session."""
+        return self.cache_dir / "model-hashes.json"
+
 
 @dataclass
 class Settings:
@@ -93,6 +102,7 @@ class Settings:
     preview_mode: str = "fast"  # PreviewMode value
     preview_every: int = 5  # full previews: VAE decode every N steps
     device: str = "auto"
+    use_hf_cache: bool = True  # also list models from the Hugging Face cache
     window_geometry: str = ""  # QByteArray as base64
     window_state: str = ""
     splitter_state: str = ""

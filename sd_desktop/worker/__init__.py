@@ -12,21 +12,16 @@ from sd_desktop.worker.jobs import (
     PreviewOptions,
     expand_batch_count,
 )
-from sd_desktop.worker.model_scan import ModelEntry, ModelScanner, find_model_paths, scan_models
 from sd_desktop.worker.worker import NO_MODEL_MESSAGE, Worker, default_torch_threads
 
 __all__ = [
     "NO_MODEL_MESSAGE",
     "Job",
     "LoadModel",
-    "ModelEntry",
     "ModelInfo",
-    "ModelScanner",
     "PreviewMode",
     "PreviewOptions",
     "Worker",
     "default_torch_threads",
     "expand_batch_count",
-    "find_model_paths",
-    "scan_models",
 ]

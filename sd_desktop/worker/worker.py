@@ -20,6 +20,7 @@ import os
 import threading
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,9 +99,11 @@ class Worker(QObject):
         device: str = "auto",
         dtype: str = "auto",
         torch_threads: int | None = None,
+        model_hash: Callable[[Path], str] | None = None,
     ) -> None:
         super().__init__(parent)
         self._gallery = gallery
+        self._model_hash = model_hash
         self._device = device
         self._dtype = dtype
         self._torch_threads = torch_threads or default_torch_threads()
@@ -291,7 +294,11 @@ class Worker(QObject):
             return self._cancel_id == job_id
 
     def _loop(self) -> None:
-        """The engine thread's whole life: import the engine, then serve tasks."""
+        """The engine thread's whole life: import the engine, then serve tasks.
+
+        A task's last signal is sent only after the running state is cleared, so a UI
+        reacting to job_finished or model_failed already sees the worker as free.
+        """
         try:
             self._setup_engine()
         except Exception as exc:  # a broken install: report it once, keep failing jobs
@@ -301,13 +308,15 @@ class Worker(QObject):
             task = self._take()
             if isinstance(task, _Stop):
                 break
+            report: Callable[[], None] = lambda: None  # noqa: E731
             try:
                 if isinstance(task, LoadModel):
-                    self._run_load(task)
+                    report = self._run_load(task)
                 else:
-                    self._run_job(task)
+                    report = self._run_job(task)
             finally:
                 self._done()
+                report()
         self._model = None
         self._model_info = None
 
@@ -324,19 +333,23 @@ class Worker(QObject):
             self._ready_text = text
         self.ready.emit(text)
 
-    def _run_load(self, task: LoadModel) -> None:
+    def _run_load(self, task: LoadModel) -> Callable[[], None]:
+        """Load a model; returns the final signal to send (model_loaded or model_failed)."""
         from sd_desktop.engine.checkpoint import describe
         from sd_desktop.engine.errors import EngineError
         from sd_desktop.engine.model import load_model
 
         name = task.path.name
+
+        def failed(message: str) -> Callable[[], None]:
+            return lambda: self.model_failed.emit(message)
+
         self.model_loading.emit(0.0, f"Checking {name}")
         try:
             # Headers first: a damaged or unsupported file must not unload a working model.
             info = describe(task.path)
             if info.supported is False:
-                self.model_failed.emit(f"{name}: {info.family}")
-                return
+                return failed(f"{name}: {info.family}")
             self._model = None
             self._model_info = None
             model = load_model(
@@ -346,21 +359,17 @@ class Worker(QObject):
                 progress=lambda f, m: self.model_loading.emit(float(f), m),
             )
         except EngineError as exc:
-            self.model_failed.emit(str(exc))
-            return
+            return failed(str(exc))
         except MemoryError:
-            self.model_failed.emit(f"Not enough memory to load {name}.")
-            return
+            return failed(f"Not enough memory to load {name}.")
         except OSError as exc:
-            self.model_failed.emit(f"Cannot read {name}: {exc.strerror or exc}.")
-            return
+            return failed(f"Cannot read {name}: {exc.strerror or exc}.")
         except Exception as exc:
             log.error("Loading %s failed:\n%s", task.path, traceback.format_exc())
-            self.model_failed.emit(f"Could not load {name}: {short_error(exc)}")
-            return
+            return failed(f"Could not load {name}: {short_error(exc)}")
         self._model = model
         freeze_long_lived_objects()
-        self._model_info = ModelInfo(
+        info_out = ModelInfo(
             name=model.name,
             path=Path(model.path),
             family=model.config.family_name,
@@ -369,29 +378,31 @@ class Worker(QObject):
             dtype=model.dtype_name,
             load_seconds=float(model.load_seconds),
         )
-        self.model_loaded.emit(self._model_info)
+        self._model_info = info_out
+        return lambda: self.model_loaded.emit(info_out)
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job) -> Callable[[], None]:
+        """Run one job; returns its final signal (finished, failed or cancelled)."""
         from sd_desktop.engine.errors import CancelledError, EngineError
 
-        if self._should_cancel(job.id):
-            self.job_cancelled.emit(job.id)
-            return
-        self.job_started.emit(job.id)
+        job_id = job.id
+        if self._should_cancel(job_id):
+            return lambda: self.job_cancelled.emit(job_id)
+        self.job_started.emit(job_id)
         if self._model is None:
-            self.job_failed.emit(job.id, NO_MODEL_MESSAGE)
-            return
+            return lambda: self.job_failed.emit(job_id, NO_MODEL_MESSAGE)
         try:
             self._generate(job)
         except CancelledError:
-            self.job_cancelled.emit(job.id)
+            return lambda: self.job_cancelled.emit(job_id)
         except (EngineError, _SaveFailed) as exc:
-            self.job_failed.emit(job.id, str(exc))
+            message = str(exc)
+            return lambda: self.job_failed.emit(job_id, message)
         except Exception as exc:
-            log.error("Job %d failed:\n%s", job.id, traceback.format_exc())
-            self.job_failed.emit(job.id, short_error(exc))
-        else:
-            self.job_finished.emit(job.id)
+            log.error("Job %d failed:\n%s", job_id, traceback.format_exc())
+            message = short_error(exc)
+            return lambda: self.job_failed.emit(job_id, message)
+        return lambda: self.job_finished.emit(job_id)
 
     def _generate(self, job: Job) -> None:
         from sd_desktop.engine.pipeline import generate
@@ -441,7 +452,7 @@ class Worker(QObject):
         if gallery is None:
             return
         params = GenerationParams.from_request(
-            result.request, seed=result.seed, model=model.name, model_hash=model.short_hash
+            result.request, seed=result.seed, model=model.name, model_hash=self._hash_of(model)
         )
         count = len(result.images)
         for index, image in enumerate(result.images):
@@ -456,6 +467,16 @@ class Worker(QObject):
                 # save it by hand, so say exactly that.
                 raise _SaveFailed(f"{exc} The image is still on the canvas.") from exc
             self.image_saved.emit(job.id, item)
+
+    def _hash_of(self, model: Any) -> str:
+        """A1111's short model hash: from the shared hash cache when one was given (a big
+        file is then read once ever, not once per session), else computed by the model."""
+        if self._model_hash is not None:
+            try:
+                return self._model_hash(Path(model.path))
+            except Exception:
+                log.warning("Hash cache failed for %s:\n%s", model.path, traceback.format_exc())
+        return str(model.short_hash)
 
 
 class _SaveFailed(Exception):
