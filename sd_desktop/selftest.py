@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,8 +162,9 @@ def run_self_test(report: Callable[[str], None] = print) -> int:
     except SelfTestError as exc:
         report(f"self-test FAILED: {exc}")
         return 1
-    except Exception as exc:  # a crash is a failed self-test, said in one line
+    except Exception as exc:  # a crash is a failed self-test: one line, then the details
         report(f"self-test FAILED: unexpected {type(exc).__name__}: {exc}")
+        traceback.print_exc(file=sys.stderr)  # whoever runs a self-test needs the where
         return 1
     report(f"self-test OK in {time.perf_counter() - started:.1f} s: {summary}")
     return 0
