@@ -271,6 +271,17 @@ def test_img2img_without_picture_says_what_to_do(qtbot, window, tiny_path) -> No
     assert window.panel.strength.isVisible() and not window.panel.mask_blur.isVisible()
 
 
+def test_zoom_buttons_only_where_there_is_a_picture(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    assert not window.view_bar.isVisible()  # an empty canvas: no row of greyed icons
+    window.canvas.set_image(Image.new("RGB", (64, 48), (200, 120, 40)))
+    assert window.view_bar.isVisible() and window.act_save_as.isEnabled()
+    window.act_gallery.trigger()
+    assert window.tabs.currentIndex() == 1 and not window.view_bar.isVisible()
+    assert not window.strip.isVisible()  # the full gallery makes the strip redundant
+    window.act_gallery.trigger()
+    assert window.view_bar.isVisible() and window.strip.isVisible()
+
+
 class Heartbeat:
     """A 10 ms timer on the UI thread; the largest gap between ticks is the worst stall."""
 

@@ -20,6 +20,7 @@ from PySide6.QtCore import QByteArray, QSize, Qt, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QHBoxLayout,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -206,10 +207,16 @@ class MainWindow(QMainWindow):
         self.tabs.setTabToolTip(CANVAS_TAB, "The picture being made (Ctrl+Shift+G toggles)")
         self.tabs.setTabToolTip(GALLERY_TAB, "Every image you made: search, reuse, delete")
         # Zoom controls share the tab row, so the canvas keeps the full height.
-        self.view_bar = QToolBar("View", self.tabs)
+        # QTabWidget shows its corner widget itself, so the bar sits in a holder and is
+        # hidden inside it.
+        corner = QWidget(self.tabs)
+        corner_layout = QHBoxLayout(corner)
+        corner_layout.setContentsMargins(0, 0, 4, 0)
+        self.view_bar = QToolBar("View", corner)
         self.view_bar.setObjectName("canvasViewBar")
         self.view_bar.setIconSize(QSize(18, 18))
-        self.tabs.setCornerWidget(self.view_bar, Qt.Corner.TopRightCorner)
+        corner_layout.addWidget(self.view_bar)
+        self.tabs.setCornerWidget(corner, Qt.Corner.TopRightCorner)
 
         right = QWidget(self)
         right_layout = QVBoxLayout(right)
@@ -620,6 +627,8 @@ class MainWindow(QMainWindow):
         self.status.step(view.label if view else "Generating", step, total, per_it)
         if isinstance(image, QImage) and view is not None:
             self.canvas.show_preview(image, _grid_size(view.width, view.height, view.batch_size))
+            if self.view_bar.isHidden() and self.tabs.currentIndex() == CANVAS_TAB:
+                self.view_bar.show()
 
     @Slot(int, int, object)
     def _on_image_ready(self, job_id: int, index: int, image: QImage) -> None:
@@ -660,13 +669,16 @@ class MainWindow(QMainWindow):
 
     def _job_over(self, text: str) -> None:
         self._running_job = None
+        self._update_view_bar()
         if not self.worker.is_busy():
             self.status.idle(text)
         self._update_running()
 
     @Slot(int)
-    def _on_queue_changed(self, waiting: int) -> None:
-        self.status.set_queue(waiting)
+    def _on_queue_changed(self, _waiting: int) -> None:
+        # The signal's number can be stale (emitted from the engine thread before a submit
+        # made here); the worker's own count is always current.
+        self.status.set_queue(self.worker.queue_length())
         self._update_running()
 
     def _update_running(self) -> None:
@@ -738,6 +750,7 @@ class MainWindow(QMainWindow):
         self.status.set_message(f"Saved {target}.")
 
     def _update_actions(self) -> None:
+        self._update_view_bar()
         has_picture = self.canvas.has_result() or self.canvas.has_image()
         self.act_save_as.setEnabled(has_picture)
         self.act_save_as.setStatusTip(
@@ -788,8 +801,14 @@ class MainWindow(QMainWindow):
 
     def _on_tab_changed(self, index: int) -> None:
         self.act_gallery.setChecked(index == GALLERY_TAB)
-        # The full gallery makes the strip redundant.
+        # The full gallery makes the strip redundant, and the zoom buttons act on the canvas.
         self.strip.setVisible(index == CANVAS_TAB and self.act_strip.isChecked())
+        self._update_view_bar()
+
+    def _update_view_bar(self) -> None:
+        """Zoom buttons only where there is a picture to zoom (never a row of greyed icons)."""
+        picture = self.canvas.has_image() or self.canvas.has_result()
+        self.view_bar.setVisible(self.tabs.currentIndex() == CANVAS_TAB and picture)
 
     # ------------------------------------------------------------------ preferences
 

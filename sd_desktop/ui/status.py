@@ -141,6 +141,14 @@ class MessageBanner(QFrame):
         )
 
 
+def _separator() -> QFrame:
+    line = QFrame()
+    line.setFrameShape(QFrame.Shape.VLine)
+    line.setFrameShadow(QFrame.Shadow.Sunken)
+    line.setFixedHeight(14)
+    return line
+
+
 class StatusArea:
     """The widgets of the status bar and the wording of every state they show."""
 
@@ -157,10 +165,17 @@ class StatusArea:
         self.progress.setFixedWidth(180)
         self.progress.setTextVisible(False)
         self.progress.hide()
+        self.message.setContentsMargins(6, 0, 6, 0)
+        for label in (self.queue, self.model):
+            label.setContentsMargins(10, 0, 10, 0)
+        self._queue_line = _separator()
         bar.addWidget(self.message, 1)
+        bar.addPermanentWidget(self._queue_line)
         bar.addPermanentWidget(self.queue)
+        bar.addPermanentWidget(_separator())
         bar.addPermanentWidget(self.model)
         bar.addPermanentWidget(self.progress)
+        self.set_queue(0)
 
     def set_message(self, text: str) -> None:
         self.message.setText(text)
@@ -204,3 +219,4 @@ class StatusArea:
     def set_queue(self, waiting: int) -> None:
         self.queue.setText(f"{waiting} queued" if waiting else "")
         self.queue.setVisible(bool(waiting))
+        self._queue_line.setVisible(bool(waiting))
