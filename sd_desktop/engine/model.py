@@ -7,6 +7,7 @@ held twice in memory.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ import torch
 from .checkpoint import Checkpoint, open_checkpoint
 from .conditioning import TextConditioner
 from .config import ModelConfig
-from .devices import DTYPE_NAMES, resolve_device, resolve_dtype
+from .devices import DTYPE_NAMES, resolve_device, resolve_dtype, resolve_vae_dtype
 from .image_ops import tile_ranges
 from .lazy_weights import load_weights, materialize
+from .offload import SequentialOffloader, choose_offload
+from .optimize import CompiledForward, compile_module, prefers_channels_last, to_channels_last
 from .previews import LATENT_FORMATS, LatentFormat, images_to_uint8, latents_to_rgb_fast
 from .text_encoder import load_text_model
 from .tokenizer import load_tokenizer
@@ -28,6 +31,8 @@ from .unet import UNetModel
 from .vae import AutoencoderKL
 
 LoadProgress = Callable[[float, str], None]
+
+log = logging.getLogger(__name__)
 
 # Latent sizes above this (1024 px) are decoded in overlapping tiles to bound memory.
 TILE_THRESHOLD = 128
@@ -45,6 +50,17 @@ class StableDiffusionModel:
     dtype: torch.dtype
     load_seconds: float = 0.0
     tiling: bool = field(default=True)
+    # The VAE's own dtype (see devices.resolve_vae_dtype); None means `dtype`. It
+    # becomes fp32 for good after a decode overflows.
+    vae_dtype: torch.dtype | None = None
+    # Set when the GPU is too small to hold every network at once (offload.py).
+    offloader: SequentialOffloader | None = None
+    # Set when the UNet runs through torch.compile (optimize.py).
+    compiled_unet: CompiledForward | None = None
+
+    def __post_init__(self) -> None:
+        if self.vae_dtype is None:
+            self.vae_dtype = self.dtype
 
     @property
     def config(self) -> ModelConfig:
@@ -75,28 +91,46 @@ class StableDiffusionModel:
         self, prompt: str, negative_prompt: str, clip_skip: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(cond, uncond) for one prompt, padded to the same number of 77-token chunks."""
+        self._use("text")
         return self.text.encode_pair([prompt], [negative_prompt], clip_skip=clip_skip)
+
+    def _use(self, component: str) -> None:
+        """With offload, bring `component` onto the GPU (and the others off it)."""
+        if self.offloader is not None:
+            self.offloader.activate(component)
 
     def encode_image(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Pixels in [-1, 1] -> scaled latents, sampling the posterior with `generator`."""
-        posterior = self.vae.encode(image.to(device=self.device, dtype=self.dtype))
-        return posterior.sample(generator) * self.config.vae.scaling_factor
+        self._use("vae")
+        posterior = self.vae.encode(image.to(device=self.device, dtype=self.vae_dtype))
+        latents = posterior.sample(generator) * self.config.vae.scaling_factor
+        return latents.to(self.dtype)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> (B, H, W, 3) uint8 on the CPU.
 
         Reduced-precision VAEs can overflow (SD 1.x's famously does in fp16); then the
-        decode is repeated in fp32 rather than showing a black image.
+        decode is repeated in fp32 rather than showing a black image, and the VAE
+        stays in fp32 for this model, since a VAE that overflowed once will again.
         """
-        z = latents.to(self.dtype) / self.config.vae.scaling_factor
+        self._use("vae")
+        z = latents.to(self.vae_dtype) / self.config.vae.scaling_factor
         images = self._decode(z)
-        if self.dtype != torch.float32 and not torch.isfinite(images).all():
-            self.vae.float()
-            try:
-                images = self._decode(z.float())
-            finally:
-                self.vae.to(self.dtype)
+        if self.vae_dtype != torch.float32 and not torch.isfinite(images).all():
+            self.keep_vae_in_fp32()
+            images = self._decode(latents.float() / self.config.vae.scaling_factor)
         return images_to_uint8(images)
+
+    def keep_vae_in_fp32(self) -> None:
+        """Run the VAE in fp32 from now on (after a reduced-precision overflow)."""
+        if self.vae_dtype == torch.float32:
+            return
+        log.info("The VAE overflowed in %s; it runs in fp32 from now on.", self.vae_dtype)
+        if self.offloader is not None and "vae" in self.offloader.names:
+            self.offloader.convert("vae", torch.float32)
+        else:
+            self.vae.float()
+        self.vae_dtype = torch.float32
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         h, w = z.shape[-2:]
@@ -154,12 +188,27 @@ def load_model(
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "auto",
     progress: LoadProgress | None = None,
+    *,
+    offload: str = "auto",
+    channels_last: bool | None = None,
+    compile_unet: bool = False,
 ) -> StableDiffusionModel:
-    """Open, detect and load a checkpoint; raises CheckpointError with a one-line message."""
+    """Open, detect and load a checkpoint; raises CheckpointError with a one-line message.
+
+    offload: "auto" (sequential on GPUs under 6 GB), "none" or "sequential".
+    channels_last: NHWC convolutions; None picks it where it is faster (CPU, CUDA).
+    compile_unet: run the UNet through torch.compile (slow first step per size).
+    """
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     run_dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, dev)
+    vae_dtype = resolve_vae_dtype(run_dtype, dev)
+    offload_mode = choose_offload(offload, dev)
+    # With offload the weights live on the CPU and visit the GPU one network at a time.
+    home = torch.device("cpu") if offload_mode == "sequential" else dev
+    if channels_last is None:
+        channels_last = prefers_channels_last(dev)
 
     report(0.0, f"Reading {Path(path).name}")
     checkpoint = open_checkpoint(path)
@@ -168,19 +217,36 @@ def load_model(
     report(0.05, "Loading the UNet")
     with torch.device("meta"):
         unet = UNetModel(cfg.unet)
-    load_weights(unet, checkpoint.component_state_dict("unet"), run_dtype, dev, what="UNet")
+    load_weights(unet, checkpoint.component_state_dict("unet"), run_dtype, home, what="UNet")
     unet.eval().requires_grad_(False)
 
     report(0.70, "Loading the VAE")
     with torch.device("meta"):
         vae = AutoencoderKL(cfg.vae)
-    load_weights(vae, checkpoint.component_state_dict("vae"), run_dtype, dev, what="VAE")
+    load_weights(vae, checkpoint.component_state_dict("vae"), vae_dtype, home, what="VAE")
     vae.eval().requires_grad_(False)
+    if channels_last:
+        to_channels_last(unet)
+        to_channels_last(vae)
 
     report(0.80, "Loading the text encoder")
-    text_weights = materialize(checkpoint.component_state_dict("text"), run_dtype, dev)
-    text_model = load_text_model(cfg.text, text_weights, device=dev, dtype=run_dtype)
+    text_weights = materialize(checkpoint.component_state_dict("text"), run_dtype, home)
+    text_model = load_text_model(cfg.text, text_weights, device=home, dtype=run_dtype)
+    del text_weights
     conditioner = TextConditioner(load_tokenizer(), text_model)
+
+    offloader = None
+    if offload_mode == "sequential":
+        offloader = SequentialOffloader(dev)
+        offloader.add("text", text_model)
+        offloader.add("unet", unet, hook=True)  # the pipeline calls the UNet directly
+        offloader.add("vae", vae)
+    compiled = None
+    if compile_unet:
+        if offloader is not None:
+            log.warning("Not compiling the UNet: it cannot be combined with offloading.")
+        else:
+            compiled = compile_module(unet, dev, name="UNet")
     report(1.0, "Ready")
     return StableDiffusionModel(
         checkpoint=checkpoint,
@@ -190,4 +256,7 @@ def load_model(
         device=dev,
         dtype=run_dtype,
         load_seconds=time.perf_counter() - started,
+        vae_dtype=vae_dtype,
+        offloader=offloader,
+        compiled_unet=compiled,
     )

@@ -29,14 +29,18 @@ SEQUENTIAL_BELOW_BYTES = 6 * 1024**3
 
 
 def choose_offload(mode: str, device: torch.device, total_memory: int | None = None) -> OffloadMode:
-    """Resolve "auto" from the GPU's total memory; CPU and MPS never offload."""
+    """Resolve "auto" from the GPU's total memory (CPU and MPS: "none").
+
+    An explicit choice is kept on any device; "sequential" on the CPU moves nothing
+    but runs the same bookkeeping, which is how the tests exercise it.
+    """
     mode = (mode or "auto").lower()
     if mode not in OFFLOAD_MODES:
         raise InvalidRequestError(f"Unknown offload mode '{mode}': use auto, none or sequential.")
-    if device.type != "cuda":
-        return "none"
     if mode != "auto":
         return mode  # type: ignore[return-value]
+    if device.type != "cuda":
+        return "none"
     memory = total_device_memory(device) if total_memory is None else total_memory
     if memory is not None and memory < SEQUENTIAL_BELOW_BYTES:
         return "sequential"
@@ -120,6 +124,24 @@ class SequentialOffloader:
         self.active = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+    def convert(self, name: str, dtype: torch.dtype) -> None:
+        """Change the floating-point home copies of `name` to `dtype` (re-uploading it if
+        it is active), e.g. to run the VAE in fp32 after it overflowed in fp16."""
+        was_active = self.active == name
+        if was_active:
+            self.release()
+        converted = []
+        for slot, tensor in self._homes[name]:
+            if tensor.is_floating_point() and tensor.dtype != dtype:
+                tensor = tensor.to(dtype)
+                if self.pin:
+                    tensor = tensor.pin_memory()
+                _place(slot, tensor)
+            converted.append((slot, tensor))
+        self._homes[name] = converted
+        if was_active:
+            self.activate(name)
 
     def detach(self) -> None:
         """Remove the call hooks (the networks stay where they are)."""

@@ -78,8 +78,9 @@ class CompiledForward:
             try:
                 return self.compiled(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - any compiler failure means "run eagerly"
-                first_line = (str(exc).strip().splitlines() or [""])[0]
-                self.failure = f"{type(exc).__name__}: {first_line}"
+                # One line for logs and the UI; dynamo puts the cause on the second line.
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+                self.failure = f"{type(exc).__name__}: {' '.join(lines[:2])}"
                 self.compiled = None
                 log.warning("Compiling the %s failed, running it uncompiled: %s", self.name, exc)
         return self.eager(*args, **kwargs)
