@@ -130,6 +130,9 @@ def test_type_prompt_click_generate_previews_and_gallery(qtbot, window, tiny_pat
         )
     assert saved.args[1].seed != 4242
     assert window.panel.prompt_edit.toPlainText() == "a red fox in snow"  # no newline typed
+    qtbot.waitUntil(lambda: not window.worker.is_busy(), timeout=WAIT_MS)
+    assert window.gallery_store.count() == 2  # one key press, one job
+    assert window.windowTitle() == "txt2img-small — SD Desktop"
 
 
 def test_generate_while_running_queues_then_cancel_mid_job(qtbot, window, tiny_path) -> None:  # type: ignore[no-untyped-def]

@@ -538,6 +538,7 @@ class MainWindow(QMainWindow):
             f"loaded in {info.load_seconds:.1f} s"
         )
         self.status.model_loaded(info.name, detail)
+        self.setWindowTitle(f"{info.name} — SD Desktop")
         if not self.panel.select_model(info.path):
             self.settings.remember_model(info.path)
             self.rescan_models()
@@ -546,6 +547,7 @@ class MainWindow(QMainWindow):
         self._model_error = ""
         self._check_mode_fits_model()
         self._update_welcome()
+        self.save_settings()  # a crash later must not forget which model worked
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
@@ -650,6 +652,7 @@ class MainWindow(QMainWindow):
         self._finished_count += 1
         took = time.perf_counter() - view.started if view and view.started else 0.0
         self._job_over(f"Done in {took:.1f} s." if took else "Done.")
+        self.save_settings()  # the parameters that made a kept image survive a crash
 
     @Slot(int, str)
     def _on_job_failed(self, job_id: int, message: str) -> None:
