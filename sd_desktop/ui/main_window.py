@@ -115,7 +115,6 @@ class MainWindow(QMainWindow):
         self._loaded: ModelInfo | None = None
         self._loading: Path | None = None
         self._shown_item: GalleryItem | None = None
-        self._finished_count = 0
         self._closing = False
         self._engine_text = ""
         self._model_error = ""
@@ -332,9 +331,17 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _c=False, m=mode: self.set_preview_mode(m))
             self.preview_actions[mode] = action
 
-        for action in (ca.undo, ca.redo, ca.clear_mask, ca.invert_mask, ca.paste_image):
-            # Canvas actions are scoped to the canvas; make the menu say how to use them.
-            action.setStatusTip(action.toolTip())
+        ca.paste_image.setStatusTip(ca.paste_image.toolTip())
+        for action in (
+            ca.undo,
+            ca.redo,
+            ca.clear_mask,
+            ca.invert_mask,
+            ca.load_mask,
+            ca.save_mask,
+        ):
+            # Greyed out outside Inpaint mode; the status bar says why when hovered.
+            action.setStatusTip(f"{action.toolTip()} (Inpaint mode, with a picture)")
         self.mask_bar.addActions([ca.brush, ca.eraser])
         self.mask_bar.addAction(ca.brush_size)
         self.mask_bar.addAction(ca.brush_hardness)
@@ -649,7 +656,6 @@ class MainWindow(QMainWindow):
     @Slot(int)
     def _on_job_finished(self, job_id: int) -> None:
         view = self._jobs.pop(job_id, None)
-        self._finished_count += 1
         took = time.perf_counter() - view.started if view and view.started else 0.0
         self._job_over(f"Done in {took:.1f} s." if took else "Done.")
         self.save_settings()  # the parameters that made a kept image survive a crash
@@ -690,6 +696,9 @@ class MainWindow(QMainWindow):
         stopping = running and self._stopping == self._running_job
         self.panel.set_running(running, waiting, stopping=stopping)
         self.act_cancel.setEnabled(running and not stopping)
+        self.act_cancel.setStatusTip(
+            "Stop the running job; queued jobs continue" if running else "Nothing is running"
+        )
         self.act_clear_queue.setEnabled(waiting > 0)
         self.act_clear_queue.setStatusTip(
             "Drop the jobs that have not started yet" if waiting else "No jobs are waiting"
