@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,14 @@ from PIL import Image, ImageFilter
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 from factories import build_tiny_sd
 from sd_desktop.engine.request import Mode
 from sd_desktop.infotext import GenerationParams, read_png_params
+from sd_desktop.ui.about import WIDGET_KEYS, AboutDialog, ShortcutsDialog, shortcut_rows
 from sd_desktop.ui.main_window import MainWindow
+from sd_desktop.ui.preferences import Preferences
 from sd_desktop.ui.settings import AppPaths, Settings, SettingsStore
 from sd_desktop.ui.status import BannerKind
 from sd_desktop.worker import NO_MODEL_MESSAGE, PreviewMode
@@ -283,6 +286,38 @@ def test_zoom_buttons_only_where_there_is_a_picture(qtbot, window) -> None:  # t
     assert not window.strip.isVisible()  # the full gallery makes the strip redundant
     window.act_gallery.trigger()
     assert window.view_bar.isVisible() and window.strip.isVisible()
+
+
+def test_preferences_move_the_gallery_and_turn_previews_off(
+    qtbot, window, tiny_path, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    load(qtbot, window, tiny_path)
+    prefs = Preferences.of(window.settings)
+    elsewhere = tmp_path / "elsewhere"
+    window.apply_preferences(replace(prefs, output_folder=str(elsewhere), preview_mode="off"))
+    assert window.preview_actions[PreviewMode.OFF].isChecked()
+    set_quick(window, steps=2)
+    steps = Steps(window)
+    with qtbot.waitSignal(window.worker.image_saved, timeout=WAIT_MS) as saved:
+        click_generate(qtbot, window)
+    assert saved.args[1].path.is_relative_to(elsewhere.resolve())
+    assert (
+        window.gallery.model.rowCount() == 1 and window.gallery_store.folder == elsewhere.resolve()
+    )
+    assert [image for _step, image in steps.of(saved.args[0])] == [None, None]
+    on_disk = json.loads(window.paths.settings_file.read_text(encoding="utf-8"))
+    assert on_disk["output_folder"] == str(elsewhere) and on_disk["preview_mode"] == "off"
+
+
+def test_shortcuts_and_about_describe_the_app(window) -> None:  # type: ignore[no-untyped-def]
+    rows = shortcut_rows([*window.actions(), *window.canvas.canvas_actions.all()])
+    assert ("Ctrl+Return, Ctrl+Enter", "Generate") in rows
+    assert any(what == "Open Image" and keys == "Ctrl+O" for keys, what in rows)
+    assert len({keys for keys, _ in rows}) == len(rows)  # no key listed twice
+    dialog = ShortcutsDialog(window.actions(), window)
+    assert dialog.table.rowCount() >= len(WIDGET_KEYS)
+    about = AboutDialog("torch 2, 2 CPU threads", window)
+    assert "torch 2, 2 CPU threads" in " ".join(w.text() for w in about.findChildren(QLabel))
 
 
 class Heartbeat:

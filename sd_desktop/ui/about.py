@@ -31,7 +31,6 @@ from sd_desktop.ui.app_icons import app_icon
 # Keys that widgets handle themselves (no QAction carries them).
 WIDGET_KEYS: tuple[tuple[str, str], ...] = (
     ("Ctrl+Enter", "Generate (in a prompt box)"),
-    ("Esc", "Cancel the running job"),
     ("Space + drag", "Pan the canvas"),
     ("Ctrl + wheel", "Zoom the canvas"),
     ("Right button / Ctrl + drag", "Erase the mask while painting"),
