@@ -199,7 +199,7 @@ def test_download_dialog_shows_progress_can_stop_and_continues(qtbot, tiny, onli
         assert dialog.close_button.text() == "Stop"
         qtbot.waitUntil(lambda: dialog.bar.value() > 20, timeout=10_000)
         assert " of " in dialog.progress_label.text()
-        with qtbot.waitSignal(dialog.thread.finished, timeout=10_000):
+        with qtbot.waitSignal(dialog.downloadEnded, timeout=10_000):
             dialog.close_button.click()
         assert "kept" in dialog.message.text()
         assert not (models / "tiny.safetensors").exists()

@@ -91,6 +91,7 @@ class DownloadDialog(QDialog):
     """`modelDownloaded(path)` once a model is installed; accepted via "Use this model"."""
 
     modelDownloaded = Signal(object)  # Path
+    downloadEnded = Signal()  # after success, failure or stop; the dialog is idle again
 
     def __init__(
         self,
@@ -295,6 +296,7 @@ class DownloadDialog(QDialog):
         self.thread = None
         self._fill()
         self._update()
+        self.downloadEnded.emit()
 
     def _discard(self) -> None:
         entry = self.selected()

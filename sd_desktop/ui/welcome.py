@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -29,13 +29,42 @@ from sd_desktop.library.scan import ModelEntry, scan_folder
 from sd_desktop.ui.model_manager import MODEL_FILE_FILTER, BackgroundRunner, open_folder
 
 
+def download_icon(color: QColor, size: int = 48) -> QIcon:
+    """An arrow into a tray, in the text colour (the style's arrow is black on dark themes)."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.scale(size / 24, size / 24)
+    pen = QPen(color, 2.2)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    painter.setPen(pen)
+    painter.drawLine(QPointF(12, 3), QPointF(12, 15))
+    head = QPainterPath(QPointF(7, 10.5))
+    head.lineTo(12, 15.5)
+    head.lineTo(17, 10.5)
+    painter.drawPath(head)
+    tray = QPainterPath(QPointF(4, 15))
+    tray.lineTo(4, 20)
+    tray.lineTo(20, 20)
+    tray.lineTo(20, 15)
+    painter.drawPath(tray)
+    painter.end()
+    return QIcon(pixmap)
+
+
 class _Choice(QFrame):
     """A big button with a one-line explanation under it."""
 
-    def __init__(self, title: str, explanation: str, icon: QStyle.StandardPixmap, parent) -> None:
+    def __init__(
+        self, title: str, explanation: str, icon: QStyle.StandardPixmap | QIcon, parent
+    ) -> None:
         super().__init__(parent)
         self.button = QPushButton(title, self)
-        self.button.setIcon(self.style().standardIcon(icon))
+        if not isinstance(icon, QIcon):
+            icon = self.style().standardIcon(icon)
+        self.button.setIcon(icon)
         self.button.setIconSize(QSize(24, 24))
         self.button.setMinimumHeight(52)
         self.button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -64,7 +93,7 @@ class WelcomePanel(QWidget):
         self._runner = BackgroundRunner(self)
         self.setObjectName("welcomePanel")
 
-        title = QLabel("Welcome to sd-desktop")
+        title = QLabel("Welcome to SD Desktop")
         title_font = QFont(title.font())
         title_font.setPointSizeF(title_font.pointSizeF() * 1.9)
         title_font.setBold(True)
@@ -81,7 +110,7 @@ class WelcomePanel(QWidget):
         self.download_choice = _Choice(
             "Download Stable Diffusion 1.5",
             "About 4 GB from the Hugging Face Hub. You can stop and continue later.",
-            sp.SP_ArrowDown,
+            download_icon(self.palette().color(QPalette.ColorRole.ButtonText)),
             self,
         )
         self.open_choice = _Choice(
