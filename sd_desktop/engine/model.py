@@ -26,7 +26,7 @@ from .offload import SequentialOffloader, choose_offload
 from .optimize import CompiledForward, compile_module, prefers_channels_last, to_channels_last
 from .previews import LATENT_FORMATS, LatentFormat, images_to_uint8, latents_to_rgb_fast
 from .text_encoder import load_text_model
-from .tokenizer import load_tokenizer
+from .tokenizer import shared_tokenizer
 from .unet import UNetModel
 from .vae import AutoencoderKL
 
@@ -233,7 +233,7 @@ def load_model(
     text_weights = materialize(checkpoint.component_state_dict("text"), run_dtype, home)
     text_model = load_text_model(cfg.text, text_weights, device=home, dtype=run_dtype)
     del text_weights
-    conditioner = TextConditioner(load_tokenizer(), text_model)
+    conditioner = TextConditioner(shared_tokenizer(), text_model)
 
     offloader = None
     if offload_mode == "sequential":

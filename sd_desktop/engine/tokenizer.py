@@ -6,6 +6,8 @@ offline and makes token ids independent of what a checkpoint happens to include.
 
 from __future__ import annotations
 
+from functools import cache
+
 from transformers import CLIPTokenizer
 
 from sd_desktop.engine.errors import EngineError
@@ -36,3 +38,10 @@ def load_tokenizer() -> CLIPTokenizer:
     if len(tokenizer) != VOCAB_SIZE or ids != (BOS_ID, EOS_ID, PAD_ID):
         raise EngineError(f"The bundled CLIP tokenizer in {folder} is not the SD 1.x one.")
     return tokenizer
+
+
+@cache
+def shared_tokenizer() -> CLIPTokenizer:
+    """One tokenizer per process: building it holds the GIL for ~50-100 ms, which a UI
+    thread feels on every model load. Tokenizing does not change its vocabulary."""
+    return load_tokenizer()
