@@ -19,6 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSize, Qt, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QMainWindow,
@@ -279,6 +280,12 @@ class MainWindow(QMainWindow):
             ("Ctrl+M",),
             "Every model found, where it lives, downloads and model folders",
         )
+        self.act_download_model = self._action(
+            "&Download a Model…",
+            self.show_download_dialog,
+            (),
+            "Download Stable Diffusion 1.5 or its inpainting model from the Hugging Face Hub",
+        )
         self.act_add_folder = self._action(
             "Add Models &Folder…",
             self.add_models_folder_dialog,
@@ -355,7 +362,14 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.act_open_image, ca.paste_image])
         file_menu.addSeparator()
-        file_menu.addActions([self.act_open_model, self.act_add_folder, self.act_manage_models])
+        file_menu.addActions(
+            [
+                self.act_open_model,
+                self.act_add_folder,
+                self.act_manage_models,
+                self.act_download_model,
+            ]
+        )
         file_menu.addSeparator()
         file_menu.addAction(self.act_save_as)
         file_menu.addSeparator()
@@ -488,6 +502,16 @@ class MainWindow(QMainWindow):
         dialog.libraryChanged.connect(self.rescan_models)
         dialog.exec()
         self.settings.use_hf_cache = self.library.use_hf_cache
+
+    def show_download_dialog(self) -> None:
+        from sd_desktop.ui.download_dialog import DownloadDialog
+
+        dialog = DownloadDialog(
+            self.library.models_folder, hash_cache=self.library.hashes, parent=self
+        )
+        dialog.modelDownloaded.connect(lambda _path: self.rescan_models())
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.installed_path is not None:
+            self._use_chosen_model(dialog.installed_path)
 
     def _use_chosen_model(self, path: Path) -> None:
         """A model picked in the welcome panel or the manager (usable, headers checked)."""
