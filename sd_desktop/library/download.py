@@ -91,8 +91,8 @@ class DownloadResult:
 def _offline_message(models_folder: Path, detail: str) -> str:
     return (
         f"Cannot reach the Hugging Face Hub ({detail}). To add a model without this "
-        f"download, put a .safetensors file (or a diffusers folder) in {models_folder} "
-        "and press Rescan."
+        f"download, put a .safetensors file (or a diffusers folder) in {models_folder}: "
+        "the app finds it there at its next start, or at once with Look again / Rescan."
     )
 
 

@@ -148,6 +148,8 @@ class DownloadDialog(QDialog):
         self.open_folder_button.clicked.connect(lambda: open_folder(self.models_folder))
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self._stop_or_close)
+        for button in (self.discard_button, self.open_folder_button, self.close_button):
+            button.setAutoDefault(False)  # Enter always means Download, whatever has focus
 
         folder_label = QLabel(f"Models folder: {self.models_folder}")
         folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -196,6 +196,16 @@ class ModelManagerDialog(QDialog):
         self.open_models_button.clicked.connect(lambda: open_folder(library.models_folder))
         close_button = QPushButton("Close")
         close_button.clicked.connect(self.reject)
+        for button in (
+            self.add_folder_button,
+            self.remove_folder_button,
+            self.open_file_button,
+            self.download_button,
+            self.rescan_button,
+            self.open_models_button,
+            close_button,
+        ):
+            button.setAutoDefault(False)  # Enter always means "Use this model"
 
         actions = QHBoxLayout()
         for button in (
