@@ -1,6 +1,7 @@
-"""Render resources/icons/sd-desktop.svg to the PNG sizes desktops and installers ask for.
+"""Render resources/icons/sd-desktop.svg to the PNG sizes desktops and installers ask for,
+plus the Windows .ico and macOS .icns that PyInstaller embeds (made with Pillow).
 
-Run after editing the SVG: `python packaging/render_icons.py`. The PNGs are
+Run after editing the SVG: `python packaging/render_icons.py`. The results are
 committed, so nothing needs rendering at install or build time.
 """
 
@@ -40,7 +41,20 @@ def render(svg: Path, out_dir: Path, sizes: tuple[int, ...] = SIZES) -> list[Pat
     return written
 
 
+def bundle_icons(largest: Path, out_dir: Path) -> list[Path]:
+    """sd-desktop.ico (16-256 px, Windows) and sd-desktop.icns (macOS) from the largest PNG."""
+    from PIL import Image
+
+    with Image.open(largest) as image:
+        ico = out_dir / "sd-desktop.ico"
+        image.save(ico, sizes=[(s, s) for s in SIZES if s <= 256])
+        icns = out_dir / "sd-desktop.icns"
+        image.save(icns)
+    return [ico, icns]
+
+
 if __name__ == "__main__":
-    for path in render(ICONS / "sd-desktop.svg", ICONS):
+    pngs = render(ICONS / "sd-desktop.svg", ICONS)
+    for path in [*pngs, *bundle_icons(pngs[-1], ICONS)]:
         print(path.relative_to(ICONS.parents[1]))
     sys.exit(0)
