@@ -127,6 +127,7 @@ def run_app(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication(["sd-desktop"])
     app.setApplicationName("sd-desktop")
     app.setApplicationDisplayName("SD Desktop")
+    app.setDesktopFileName("sd-desktop")  # Wayland docks match the window to sd-desktop.desktop
     app.setApplicationVersion(__version__)
     apply_theme(app)  # type: ignore[arg-type]
 
