@@ -65,11 +65,19 @@ def test_channels_last_matches_plain_layout(tiny):
         torch.testing.assert_close(fast.vae.decode(z), plain.vae.decode(z), atol=1e-5, rtol=0)
 
 
-def test_channels_last_is_the_cpu_default(tiny):
-    loaded = load_model(tiny.single_file, device="cpu", dtype="fp32")
-    assert loaded.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-    assert optimize.prefers_channels_last(torch.device("cuda"))
-    assert not optimize.prefers_channels_last(torch.device("mps"))
+def _nhwc(conv: nn.Conv2d) -> bool:
+    return conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_defaults_follow_measurements(tiny):
+    fp32 = load_model(tiny.single_file, device="cpu", dtype="fp32")
+    bf16 = load_model(tiny.single_file, device="cpu", dtype="bf16")
+    assert _nhwc(fp32.vae.decoder.conv_in) and not _nhwc(fp32.unet.input_blocks[0][0])
+    assert _nhwc(bf16.vae.decoder.conv_in) and _nhwc(bf16.unet.input_blocks[0][0])
+    cuda, mps = torch.device("cuda"), torch.device("mps")
+    assert optimize.prefers_channels_last(cuda, torch.float16, "unet")
+    assert optimize.prefers_channels_last(cuda, torch.float32, "vae")
+    assert not optimize.prefers_channels_last(mps, torch.float16, "unet")
 
 
 # --- sequential offload ---------------------------------------------------------------

@@ -22,6 +22,7 @@ from .config import ModelConfig
 from .devices import DTYPE_NAMES, resolve_device, resolve_dtype, resolve_vae_dtype
 from .image_ops import tile_ranges
 from .lazy_weights import load_weights, materialize
+from .memory import trim_heap
 from .offload import SequentialOffloader, choose_offload
 from .optimize import CompiledForward, compile_module, prefers_channels_last, to_channels_last
 from .previews import LATENT_FORMATS, LatentFormat, images_to_uint8, latents_to_rgb_fast
@@ -196,7 +197,7 @@ def load_model(
     """Open, detect and load a checkpoint; raises CheckpointError with a one-line message.
 
     offload: "auto" (sequential on GPUs under 6 GB), "none" or "sequential".
-    channels_last: NHWC convolutions; None picks it where it is faster (CPU, CUDA).
+    channels_last: NHWC convolutions; None picks it per network where it is faster.
     compile_unet: run the UNet through torch.compile (slow first step per size).
     """
     started = time.perf_counter()
@@ -208,7 +209,10 @@ def load_model(
     # With offload the weights live on the CPU and visit the GPU one network at a time.
     home = torch.device("cpu") if offload_mode == "sequential" else dev
     if channels_last is None:
-        channels_last = prefers_channels_last(dev)
+        unet_nhwc = prefers_channels_last(dev, run_dtype, "unet")
+        vae_nhwc = prefers_channels_last(dev, vae_dtype, "vae")
+    else:
+        unet_nhwc = vae_nhwc = channels_last
 
     report(0.0, f"Reading {Path(path).name}")
     checkpoint = open_checkpoint(path)
@@ -225,8 +229,9 @@ def load_model(
         vae = AutoencoderKL(cfg.vae)
     load_weights(vae, checkpoint.component_state_dict("vae"), vae_dtype, home, what="VAE")
     vae.eval().requires_grad_(False)
-    if channels_last:
+    if unet_nhwc:
         to_channels_last(unet)
+    if vae_nhwc:
         to_channels_last(vae)
 
     report(0.80, "Loading the text encoder")
@@ -241,6 +246,7 @@ def load_model(
         offloader.add("text", text_model)
         offloader.add("unet", unet, hook=True)  # the pipeline calls the UNet directly
         offloader.add("vae", vae)
+    trim_heap()  # the freed read buffers go back to the OS (~10% of the model)
     compiled = None
     if compile_unet:
         if offloader is not None:

@@ -1,0 +1,27 @@
+"""Giving memory back to the operating system after a model load.
+
+Loading reads each tensor into a temporary buffer, converts it and frees the
+buffer; glibc keeps many of those freed blocks in its heap instead of returning
+them, so the process looks ~10% bigger than the model it holds. Trimming the
+heap once after loading hands them back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+
+def trim_heap() -> bool:
+    """Return freed heap memory to the OS (glibc's malloc_trim); False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
