@@ -203,6 +203,33 @@ def test_hashes_match_a1111_and_are_cached_by_size_and_mtime(tiny, tmp_path):
     assert again.with_hash(entries["a"]) is None
 
 
+def test_what_a_scan_learnt_is_reused_at_the_next_start(tiny, tmp_path, monkeypatch):
+    import sd_desktop.library.library as library_module
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(tiny.single_file, models / "a.safetensors")
+    (models / "broken.safetensors").write_bytes(b"junk" * 10)
+    first = by_name(make_library(tmp_path, models).scan())
+
+    described: list[Path] = []
+    real = library_module.describe_entry
+
+    def counting(path, *args, **kwargs):
+        described.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(library_module, "describe_entry", counting)
+    again = by_name(make_library(tmp_path, models).scan())
+    assert described == []  # nothing read: both came from model-info.json
+    assert again == first
+    # a file replaced in place is described again
+    shutil.copy(tiny.single_file, models / "broken.safetensors")
+    third = by_name(make_library(tmp_path, models).scan())
+    assert described == [models / "broken.safetensors"]
+    assert third["broken"].usable and third["a"] == first["a"]
+
+
 def test_hash_cache_ignores_a_damaged_cache_file(tmp_path):
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"abc" * 1000)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .hashes import HashCache
+from .info_cache import InfoCache
 from .paths import cache_folder, default_models_folder, hf_hub_cache_folder
 from .scan import (
     SOURCE_ADDED,
@@ -25,6 +26,7 @@ from .scan import (
 )
 
 HASH_CACHE_NAME = "model-hashes.json"
+INFO_CACHE_NAME = "model-info.json"  # kept beside the hash cache
 MAX_FOLDERS = 50
 
 
@@ -48,7 +50,9 @@ class ModelLibrary:
         self.models_folder = Path(models_folder) if models_folder else default_models_folder()
         self._hf_cache = Path(hf_cache) if hf_cache else None
         self.use_hf_cache = use_hf_cache
-        self.hashes = HashCache(hash_cache_file or cache_folder() / HASH_CACHE_NAME)
+        hash_cache_file = hash_cache_file or cache_folder() / HASH_CACHE_NAME
+        self.hashes = HashCache(hash_cache_file)
+        self.infos = InfoCache(Path(hash_cache_file).with_name(INFO_CACHE_NAME))
         self.on_folders_changed = on_folders_changed
         self._lock = threading.Lock()
         self._described: dict[tuple[str, str, int, int], ModelEntry] = {}
@@ -116,17 +120,22 @@ class ModelLibrary:
     # -- scanning -------------------------------------------------------------------------
 
     def _describe(self, path: Path, source: str, root: Path, **kwargs: str | None) -> ModelEntry:
-        """describe_entry, remembered per (path, size, mtime) so a rescan reads nothing new."""
+        """describe_entry, remembered per (path, size, mtime) in memory and on disk, so a
+        rescan or the next start reads nothing new."""
         try:
             st = path.stat()
             key = (str(path), source, st.st_size, st.st_mtime_ns)
         except OSError:
             return describe_entry(path, source, root, **kwargs)
+        is_dir = path.is_dir()
         with self._lock:
             hit = self._described.get(key)
-        if hit is not None and not path.is_dir():
+        if hit is not None and not is_dir:
             return hit
-        entry = describe_entry(path, source, root, **kwargs)
+        entry = None if is_dir else self.infos.get(path, source, root)
+        if entry is None or (kwargs.get("repo_id") or None) != entry.repo_id:
+            entry = describe_entry(path, source, root, **kwargs)
+            self.infos.put(entry)
         with self._lock:
             self._described[key] = entry
         return entry
@@ -145,6 +154,7 @@ class ModelLibrary:
         unique: dict[str, ModelEntry] = {}
         for entry in found:
             unique.setdefault(_same(entry.path), entry)
+        self.infos.save()
         return list(unique.values())
 
     def describe(self, path: Path) -> ModelEntry:
