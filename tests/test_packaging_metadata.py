@@ -31,7 +31,7 @@ def test_resources_ship_inside_the_package():
 def test_runtime_dependencies_stay_on_the_design_card():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {
-        d.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower()
+        d.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower().replace("_", "-")
         for d in project["dependencies"]
     }
     allowed = {
