@@ -17,12 +17,14 @@ import pytest
 from PIL import Image, ImageDraw
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSize, Qt, QUrl
 from PySide6.QtGui import (
+    QAction,
     QColor,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
     QImage,
     QInputDevice,
+    QKeySequence,
     QPointingDevice,
     QTabletEvent,
 )
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import QApplication, QPushButton, QToolBar
 
 from sd_desktop.ui.canvas import CanvasWidget
 from sd_desktop.ui.canvas_image_io import ImageLimits, ImageLoadError, read_image_bytes
+from sd_desktop.ui.canvas_preview import soften_preview
 
 LEFT = Qt.MouseButton.LeftButton
 NOMOD = Qt.KeyboardModifier.NoModifier
@@ -586,3 +589,60 @@ def test_reader_limits_are_configurable():
     buffer = png_header_only(40, 10)
     with pytest.raises(ImageLoadError, match="32 px per side"):
         read_image_bytes(buffer, small)
+
+
+def test_latent_preview_is_drawn_soft_not_as_pixel_blocks(canvas):
+    # A 16×16 "latent" preview of the 512 px image: one white pixel on black.
+    preview = QImage(16, 16, QImage.Format.Format_RGB32)
+    preview.fill(QColor(0, 0, 0))
+    preview.setPixelColor(8, 8, QColor(255, 255, 255))
+    canvas.show_preview(preview, QSize(SIZE, SIZE))
+    shot = canvas.grab().toImage()
+    centre = at(canvas, 8.5 * 32, 8.5 * 32)
+    row = [QColor(shot.pixel(x, centre.y())).red() for x in range(centre.x() - 60, centre.x() + 61)]
+    # Softened: the spot is blurred into its neighbours (bilinear alone keeps 255 at its
+    # centre, nearest-neighbour draws a hard 255-high block edge).
+    assert 40 < max(row) < 200
+    assert max(abs(a - b) for a, b in zip(row, row[1:], strict=False)) < 24
+    assert row[0] < 10 and row[-1] < 10  # and it stays a spot, not a haze
+
+    full = QImage(SIZE, SIZE, QImage.Format.Format_RGB32)
+    full.fill(QColor(0, 0, 0))
+    full.setPixelColor(100, 100, QColor(255, 255, 255))
+    assert soften_preview(full, QSize(SIZE, SIZE)) is full  # full-size previews stay sharp
+
+
+def test_escape_cancels_a_stroke_before_window_shortcuts_see_it(canvas, qtbot):
+    """A window-wide Esc action (the main window's Cancel) must not steal Esc mid-stroke."""
+    fired: list[bool] = []
+    cancel_job = QAction("Cancel", canvas)
+    cancel_job.setShortcut(QKeySequence("Esc"))
+    cancel_job.triggered.connect(lambda: fired.append(True))
+    canvas.addAction(cancel_job)
+
+    QTest.mousePress(canvas, LEFT, NOMOD, at(canvas, 100, 300))
+    QTest.mouseMove(canvas, at(canvas, 300, 300))
+    assert canvas.has_interaction() and mask(canvas)[300, 200] == 255
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
+    assert fired == [] and not canvas.has_interaction()
+    assert mask(canvas)[300, 200] == 0  # the stroke was taken back
+    QTest.mouseRelease(canvas, LEFT, NOMOD, at(canvas, 300, 300))
+
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)  # nothing to cancel on the canvas
+    assert fired == [True]
+
+
+def test_empty_state_wording_is_set_by_the_owner(qtbot):
+    widget = CanvasWidget()
+    qtbot.addWidget(widget)
+    widget.resize(420, 400)
+    widget.show()
+    blank = widget.grab().toImage()
+    widget.set_empty_text("Your picture appears here", "Type a prompt and press Generate")
+    assert widget.empty_text() == ("Your picture appears here", "Type a prompt and press Generate")
+    assert widget.grab().toImage() != blank  # the new words are drawn
+    button = widget.findChild(QPushButton)
+    zone_bottom = (widget.height() + min(widget.height() - 48, 320)) / 2
+    # Narrow: both lines wrap, and the button still sits inside the drop zone.
+    assert button.geometry().top() > widget.height() / 2 - 10
+    assert button.geometry().bottom() < zone_bottom

@@ -51,7 +51,9 @@ from PySide6.QtWidgets import QFileDialog, QPushButton, QToolBar, QWidget
 
 from sd_desktop.ui.canvas_decor import (
     BACKGROUND,
-    empty_zone,
+    EMPTY_DETAIL,
+    EMPTY_TITLE,
+    open_button_top,
     paint_brush_cursor,
     paint_drop_highlight,
     paint_empty_state,
@@ -73,6 +75,7 @@ from sd_desktop.ui.canvas_image_io import (
     read_image_file,
     read_mask_file,
 )
+from sd_desktop.ui.canvas_preview import soften_preview
 from sd_desktop.ui.canvas_toolbar import CanvasActions, build_canvas_actions, build_tool_bar
 from sd_desktop.ui.canvas_view import ViewTransform
 from sd_desktop.ui.mask_brush import Box, BrushPoint
@@ -144,6 +147,7 @@ class CanvasWidget(QWidget):
         self._stroke_erase = False
         self._last_stroke_end: BrushPoint | None = None
         self._drag_hover = False
+        self._empty_text = (EMPTY_TITLE, EMPTY_DETAIL)
         self._hud_text = ""
         self._hud_timer = QTimer(self)
         self._hud_timer.setSingleShot(True)
@@ -243,6 +247,18 @@ class CanvasWidget(QWidget):
     def has_image(self) -> bool:
         return self._source is not None
 
+    def set_empty_text(self, title: str, detail: str = "") -> None:
+        """What the empty canvas says: the main window words it for the current mode
+        (where the picture will appear, or how to bring one in)."""
+        if (title, detail) == self._empty_text:
+            return
+        self._empty_text = (title, detail)
+        self._place_open_button()
+        self.update()
+
+    def empty_text(self) -> tuple[str, str]:
+        return self._empty_text
+
     def source_qimage(self) -> QImage | None:
         return QImage(self._source) if self._source is not None else None
 
@@ -253,7 +269,8 @@ class CanvasWidget(QWidget):
     # ---------------------------------------------------------- previews/results
 
     def show_preview(self, image: QImage, target_size: QSize | None = None) -> None:
-        """Show a live preview, stretched smoothly over the final image's area.
+        """Show a live preview, stretched smoothly over the final image's area (a
+        latent-resolution preview is softened first, see canvas_preview).
 
         ``target_size`` is the size of the image being generated; without it the
         source (or the last result) decides, so a 64×64 latent preview of a 512×512
@@ -261,9 +278,12 @@ class CanvasWidget(QWidget):
         """
         if image.isNull():
             return
-        self._preview = QImage(image)
         if target_size is not None and not target_size.isEmpty():
             self._preview_size = QSize(target_size)
+        target = self._preview_size or next(
+            (i.size() for i in (self._source, self._result) if i is not None), None
+        )
+        self._preview = soften_preview(QImage(image), target)
         self._layer = _Layer.PREVIEW
         self._document_changed(keep_view=True)
 
@@ -600,9 +620,12 @@ class CanvasWidget(QWidget):
     def _place_open_button(self) -> None:
         hint = self._open_button.sizeHint()
         width = max(hint.width() + 24, 150)
-        centre = empty_zone(self.rect()).center()
+        top = open_button_top(self.rect(), self.font(), *self._empty_text)
         self._open_button.setGeometry(
-            round(centre.x() - width / 2), round(centre.y()) + 18, width, hint.height() + 8
+            round(QRectF(self.rect()).center().x() - width / 2),
+            round(top),
+            width,
+            hint.height() + 8,
         )
 
     def _cancel_interaction(self) -> None:
@@ -857,6 +880,23 @@ class CanvasWidget(QWidget):
 
     # keys ------------------------------------------------------------------------
 
+    def has_interaction(self) -> bool:
+        """A stroke or a pan is under way (Esc cancels it)."""
+        return self._stroking or self._pan_anchor is not None
+
+    def event(self, event: QEvent) -> bool:
+        # Window shortcuts see a key before the focused widget does unless the widget
+        # claims it here: Esc cancels the stroke in progress, not the running job.
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+            and self.has_interaction()
+        ):
+            event.accept()
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         key = event.key()
         if key == Qt.Key.Key_Space:
@@ -865,8 +905,9 @@ class CanvasWidget(QWidget):
                 self._update_cursor_shape()
                 self._update_cursor_area()
             event.accept()
-        elif key == Qt.Key.Key_Escape and self._stroking:
+        elif key == Qt.Key.Key_Escape and self.has_interaction():
             self._cancel_interaction()
+            self._update_cursor_shape()
             event.accept()
         elif key == Qt.Key.Key_Control:
             self._update_cursor_area()
@@ -960,7 +1001,9 @@ class CanvasWidget(QWidget):
         painter.fillRect(event.rect(), BACKGROUND)
         doc = self._document_size()
         if doc is None:
-            paint_empty_state(painter, self.rect(), self.font(), self._drag_hover)
+            paint_empty_state(
+                painter, self.rect(), self.font(), self._drag_hover, *self._empty_text
+            )
             painter.end()
             return
         target = self._view.image_rect(doc)

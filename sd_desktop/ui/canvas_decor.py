@@ -7,9 +7,10 @@ on screen, with the colours of the "pasteboard" look in one place.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 
-EMPTY_HINT = "Drop an image here, paste (Ctrl+V) or File > Open…"
+EMPTY_TITLE = "Drop an image here"
+EMPTY_DETAIL = "or paste one (Ctrl+V), or use File > Open Image… (Ctrl+O)"
 
 BACKGROUND = QColor(43, 44, 47)
 TEXT = QColor(214, 216, 220)
@@ -49,32 +50,92 @@ def paint_pill(
 def empty_zone(bounds: QRect) -> QRectF:
     """The dashed drop zone of the empty state, centred in ``bounds``."""
     centre = QRectF(bounds).center()
-    width = min(bounds.width() - 48, 520)
-    height = min(bounds.height() - 48, 300)
+    width = min(bounds.width() - 48, 560)
+    height = min(bounds.height() - 48, 320)
     return QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height)
 
 
-def paint_empty_state(painter: QPainter, bounds: QRect, base_font: QFont, hovering: bool) -> None:
-    """Drop zone, picture glyph and hint; the Open button is a real child widget."""
+def _title_font(base_font: QFont) -> QFont:
+    font = QFont(base_font)
+    font.setPointSizeF(font.pointSizeF() * 1.15)
+    return font
+
+
+def _detail_font(base_font: QFont) -> QFont:
+    font = QFont(base_font)
+    font.setPointSizeF(font.pointSizeF() * 0.95)
+    return font
+
+
+_TEXT_FLAGS = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+_GLYPH_HEIGHT = 40
+_GAP = 12
+_BUTTON_HEIGHT = 36
+
+
+def _empty_layout(
+    bounds: QRect, base_font: QFont, title: str, detail: str
+) -> tuple[QPointF, QRectF, QRectF, float]:
+    """Glyph centre, title and detail rectangles and the Open button's top, stacked and
+    centred as one block in the drop zone; wrapped lines push what follows down."""
+    zone = empty_zone(bounds)
+    width = zone.width() - 32
+    left = zone.left() + 16
+    title_h = (
+        QFontMetricsF(_title_font(base_font))
+        .boundingRect(QRectF(0, 0, width, 1000), _TEXT_FLAGS, title)
+        .height()
+    )
+    detail_h = (
+        QFontMetricsF(_detail_font(base_font))
+        .boundingRect(QRectF(0, 0, width, 1000), _TEXT_FLAGS, detail)
+        .height()
+        if detail
+        else 0.0
+    )
+    total = _GLYPH_HEIGHT + _GAP + title_h + (4 + detail_h if detail else 0) + _GAP
+    total += _BUTTON_HEIGHT
+    top = zone.center().y() - total / 2
+    glyph = QPointF(zone.center().x(), top + _GLYPH_HEIGHT / 2)
+    title_rect = QRectF(left, top + _GLYPH_HEIGHT + _GAP, width, title_h)
+    detail_rect = QRectF(left, title_rect.bottom() + 4, width, detail_h)
+    button_top = (detail_rect.bottom() if detail else title_rect.bottom()) + _GAP
+    return glyph, title_rect, detail_rect, button_top
+
+
+def open_button_top(bounds: QRect, base_font: QFont, title: str, detail: str) -> float:
+    """Where the empty state's Open button starts: just below the text."""
+    return _empty_layout(bounds, base_font, title, detail)[3]
+
+
+def paint_empty_state(
+    painter: QPainter,
+    bounds: QRect,
+    base_font: QFont,
+    hovering: bool,
+    title: str = EMPTY_TITLE,
+    detail: str = EMPTY_DETAIL,
+) -> None:
+    """Drop zone, picture glyph, a title line and a dimmer detail line; the Open button
+    is a real child widget placed at open_button_top()."""
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     zone = empty_zone(bounds)
-    centre = zone.center()
     if hovering:
         paint_drop_highlight(painter, zone)
     else:
         painter.setPen(QPen(QColor(255, 255, 255, 46), 1.5, Qt.PenStyle.DashLine))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(zone, 14, 14)
-    _paint_picture_glyph(painter, QPointF(centre.x(), centre.y() - 62))
-    font = QFont(base_font)
-    font.setPointSizeF(font.pointSizeF() * 1.15)
-    painter.setFont(font)
+    glyph, title_rect, detail_rect, _ = _empty_layout(bounds, base_font, title, detail)
+    _paint_picture_glyph(painter, glyph)
+    painter.setFont(_title_font(base_font))
     painter.setPen(TEXT)
-    painter.drawText(
-        QRectF(zone.left() + 16, centre.y() - 28, zone.width() - 32, 40),
-        Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-        "Drop to open" if hovering else EMPTY_HINT,
-    )
+    painter.drawText(title_rect, _TEXT_FLAGS, "Drop to open" if hovering else title)
+    if hovering or not detail:
+        return
+    painter.setFont(_detail_font(base_font))
+    painter.setPen(TEXT_DIM)
+    painter.drawText(detail_rect, _TEXT_FLAGS, detail)
 
 
 def paint_drop_highlight(painter: QPainter, area: QRectF) -> None:
