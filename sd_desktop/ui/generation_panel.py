@@ -292,10 +292,15 @@ class GenerationPanel(QWidget):
 
         top_layout.addWidget(_section("Prompt", top))
         self.prompt_edit = PromptEdit("Describe the picture… (Ctrl+Enter to generate)", 4, top)
-        self.negative_edit = PromptEdit("Negative prompt: what to avoid", 2, top)
+        self.negative_edit = PromptEdit(
+            "What to avoid, e.g. blurry, watermark, extra fingers", 2, top
+        )
         self.prompt_edit.submitted.connect(self.generate_requested)
         self.negative_edit.submitted.connect(self.generate_requested)
         top_layout.addWidget(self.prompt_edit)
+        self.negative_heading = _section("Negative prompt", top)
+        self.negative_heading.setBuddy(self.negative_edit)
+        top_layout.addWidget(self.negative_heading)
         top_layout.addWidget(self.negative_edit)
 
         self.mode_tabs = QTabBar(top)
