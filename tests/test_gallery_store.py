@@ -276,3 +276,49 @@ def test_thumbnail_cache(tmp_path: Path) -> None:
         cache.get(tmp_path / "junk.png")
     with pytest.raises(ThumbnailError):
         cache.get(tmp_path / "missing.png")
+
+
+def test_scan_later_opens_without_reading_pngs_then_sync_fills_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "gallery"
+    with GalleryStore(folder) as store:
+        _fill(store)
+        store.set_favourite(store.query(text="fox")[0].id, True)
+        before = store.query(sort="oldest")
+        index_path = store.index_path
+    index_path.write_bytes(b"\x00garbage\xff" * 500)  # must be rebuilt
+    for suffix in ("-wal", "-shm"):
+        Path(str(index_path) + suffix).unlink(missing_ok=True)
+
+    from sd_desktop.gallery import store as store_module
+
+    reads: list[Path] = []
+    real_read = store_module._read_png
+    monkeypatch.setattr(store_module, "_read_png", lambda p: reads.append(p) or real_read(p))
+    with GalleryStore(folder, scan_later=True) as reopened:
+        assert reads == [] and reopened.needs_scan  # opening read no image
+        assert "damaged" in (reopened.rebuild_reason or "")
+        assert reopened.count() == 0  # usable (empty) until sync
+        saved = reopened.save(_image(), _params("saved during the rebuild", seed=99))
+        assert reopened.sync() == (4, 0)  # the image saved meanwhile is not added twice
+        assert not reopened.needs_scan and len(reads) == 4
+        after = reopened.query(sort="oldest")
+        assert [(i.path, i.params, i.favourite) for i in after[:4]] == [
+            (i.path, i.params, i.favourite) for i in before
+        ]
+        assert after[4].path == saved.path and reopened.count() == 5
+
+
+def test_sync_stops_when_asked_and_writes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "gallery"
+    with GalleryStore(folder) as store:
+        _fill(store)
+        index_path = store.index_path
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(index_path) + suffix).unlink(missing_ok=True)
+    with GalleryStore(folder, scan_later=True) as reopened:
+        assert reopened.rebuild_reason == "no index yet"
+        assert reopened.sync(should_stop=lambda: True) == (0, 0)
+        assert reopened.count() == 0 and reopened.needs_scan  # still to do next time
+        assert reopened.sync() == (4, 0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -13,14 +15,15 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QItemSelectionModel, Qt  # noqa: E402
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QGuiApplication, QPixmap  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from sd_desktop.gallery import GalleryItem, GalleryStore, ThumbnailCache  # noqa: E402
-from sd_desktop.infotext import GenerationParams  # noqa: E402
+from sd_desktop.infotext import GenerationParams, write_png  # noqa: E402
 from sd_desktop.ui.gallery_model import GalleryModel, ItemRole, ThumbnailErrorRole  # noqa: E402
 from sd_desktop.ui.gallery_thumbs import ThumbnailLoader  # noqa: E402
-from sd_desktop.ui.gallery_view import GalleryWidget  # noqa: E402
+from sd_desktop.ui.gallery_view import GalleryToolbar, GalleryWidget  # noqa: E402
 
 T0 = datetime(2024, 3, 1, 10, 0, 0).astimezone()
 COUNT = 45
@@ -308,3 +311,91 @@ def test_unreadable_file_gets_error_placeholder(qtbot, widget: GalleryWidget) ->
     assert item.name in widget.model.data(index, ThumbnailErrorRole)
     assert widget.model.data(index, Qt.ItemDataRole.DecorationRole) is None
     widget.grid.viewport().repaint()  # the crossed-out placeholder paints without error
+
+
+def test_rebuild_runs_off_the_ui_thread_while_the_ui_keeps_ticking(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "many"
+    day = folder / "2024-03-01"
+    day.mkdir(parents=True)
+    for i in range(300):
+        params = GenerationParams(prompt=f"picture {i}", seed=i, model="m", width=8, height=8)
+        write_png(Image.new("RGB", (8, 8), (i % 256, 0, 0)), day / f"{i:05d}-{i}.png", params)
+    store = GalleryStore(folder, scan_later=True)
+    assert store.rebuild_reason == "no index yet" and store.count() == 0
+
+    sync_threads: list[threading.Thread] = []
+    real_sync = store.sync
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sync_threads.append(threading.current_thread())
+        return real_sync(*args, **kwargs)
+
+    monkeypatch.setattr(store, "sync", spy)
+    gallery = GalleryWidget(store, thumbnails=ThumbnailCache(tmp_path / "thumbs", size=64))
+    qtbot.addWidget(gallery)
+    gallery.resize(900, 600)
+    gallery.show()
+    strip = gallery.create_strip()
+    ticks: list[float] = []
+    beat = QTimer()
+    beat.setInterval(10)
+    beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    beat.start()
+    notices: list[str] = []
+    gallery.notice.connect(notices.append)
+
+    gallery.sync_in_background()
+    # The call returned at once; the window says what is going on meanwhile.
+    assert gallery.is_syncing() and gallery.is_rebuilding()
+    assert gallery.busy_label.isVisible() and "Rebuilding" in gallery.busy_label.text()
+    assert "Rebuilding" in gallery.grid.empty_text and "Rebuilding" in strip.empty_text
+    qtbot.waitUntil(lambda: not gallery.is_syncing(), timeout=30_000)
+    beat.stop()
+
+    assert sync_threads and sync_threads[0] is not threading.main_thread()
+    assert gallery.model.rowCount() == 300 and gallery.count_label.text() == "300 images"
+    assert strip.gallery_model().rowCount() == 300
+    assert not gallery.busy_label.isVisible() and "Rebuilding" not in strip.empty_text
+    assert notices == ["Gallery index rebuilt: 300 image(s)."]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert len(ticks) >= 3 and max(gaps) < 0.25
+    gallery.shutdown()
+    store.close()
+
+
+def test_shutdown_stops_a_running_sync(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "g"
+    (folder / "d").mkdir(parents=True)
+    for i in range(40):
+        write_png(Image.new("RGB", (8, 8)), folder / "d" / f"{i}.png", GenerationParams(seed=i))
+    store = GalleryStore(folder, scan_later=True)
+    gallery = GalleryWidget(store, thumbnails=ThumbnailCache(tmp_path / "thumbs", size=64))
+    qtbot.addWidget(gallery)
+    gallery.sync_in_background()
+    gallery.shutdown()  # waits for the thread: closing the store next is safe
+    assert not gallery.is_syncing()
+    assert all(not t.is_alive() for t in threading.enumerate() if t.name == "gallery-sync")
+    store.close()
+
+
+def test_toolbar_turns_compact_instead_of_holding_the_window_wide(widget: GalleryWidget) -> None:
+    toolbar = widget.findChild(GalleryToolbar)
+    assert toolbar is not None
+    widget.resize(1000, 600)
+    QApplication.processEvents()
+    assert not toolbar.is_compact() and widget.count_label.isVisible()
+    assert widget.favourites_button.text() and (
+        widget.favourites_button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+    )
+    # The whole gallery fits a narrow window (beside a 400 px panel in a 1000 px window).
+    assert widget.minimumSizeHint().width() <= 540
+    widget.resize(widget.minimumSizeHint().width(), 600)
+    QApplication.processEvents()
+    assert toolbar.is_compact() and not widget.count_label.isVisible()
+    assert widget.favourites_button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonIconOnly
+    assert widget.search_box.width() >= 140  # still usable
+    widget.resize(1000, 600)
+    QApplication.processEvents()
+    assert not toolbar.is_compact() and widget.count_label.isVisible()

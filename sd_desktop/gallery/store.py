@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 # A temp file older than this is debris from a crash, not a save in progress.
 _STALE_TEMP_S = 3600.0
+# sync() writes this many rows per transaction, so readers on other threads wait at most
+# for one batch, never for a whole rebuild.
+_SYNC_BATCH = 256
 SORT_ORDERS = ("newest", "oldest")
 _NO_INDEX = "no index yet"
 
@@ -79,6 +82,11 @@ class GalleryStore:
     Opening repairs what it can without asking: a missing, corrupt or outdated index is
     rebuilt from the PNGs; files added or removed behind our back are picked up
     (`scan_on_open`); temp files left by a crash are cleaned away.
+
+    Reading thousands of PNG headers takes seconds, which an app must not spend on its
+    UI thread. With `scan_later` opening reads no PNG at all: an unusable index is
+    replaced by an empty one (`rebuild_reason` says why) and the owner calls sync() on
+    another thread to fill it; the store is usable, and saves work, meanwhile.
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class GalleryStore:
         *,
         index_path: str | Path | None = None,
         scan_on_open: bool = True,
+        scan_later: bool = False,
     ) -> None:
         self._folder = Path(folder if folder is not None else default_gallery_folder())
         self._folder = self._folder.expanduser().resolve()
@@ -101,6 +110,8 @@ class GalleryStore:
         self._conn: sqlite3.Connection | None = None
         self.rebuild_reason: str | None = None
         """Why the index was rebuilt while opening (None when it was healthy)."""
+        self.needs_scan = scan_later
+        """Opened with `scan_later` and no sync() has finished since."""
 
         files.remove_stale_temp_files(self._folder, _STALE_TEMP_S, time.time())
         reason = self._open_existing_index()
@@ -108,8 +119,8 @@ class GalleryStore:
             level = logging.INFO if reason == _NO_INDEX else logging.WARNING
             log.log(level, "Rebuilding gallery index %s: %s", self._index_path, reason)
             self.rebuild_reason = reason
-            self.rebuild()
-        elif scan_on_open:
+            self._replace_index([] if scan_later else self._scan(files.iter_pngs(self._folder)))
+        elif scan_on_open and not scan_later:
             self.sync()
 
     # ------------------------------------------------------------------ lifecycle
@@ -382,9 +393,14 @@ class GalleryStore:
 
     # ------------------------------------------------------------------ rebuilding
 
-    def _scan(self, paths: Iterable[Path]) -> list[_ScannedImage]:
+    def _scan(
+        self, paths: Iterable[Path], should_stop: Callable[[], bool] | None = None
+    ) -> list[_ScannedImage] | None:
+        """The PNGs' parameters; None when `should_stop` said so part way."""
         scanned = []
         for path in paths:
+            if should_stop is not None and should_stop():
+                return None
             image = _read_png(path)
             if image is not None:
                 created, params, infotext = image
@@ -396,7 +412,12 @@ class GalleryStore:
 
         Files are read before the lock is taken, so readers are blocked only for the swap.
         """
-        scanned = self._scan(files.iter_pngs(self._folder))
+        scanned = self._scan(files.iter_pngs(self._folder)) or []
+        self._replace_index(scanned)
+        return len(scanned)
+
+    def _replace_index(self, scanned: list[_ScannedImage]) -> None:
+        """A new index file holding exactly `scanned` (favourites from the side file)."""
         favourites = self._read_favourites()
         with self._lock:
             if self._conn is not None:
@@ -424,38 +445,77 @@ class GalleryStore:
                 ) from exc
             self._conn = conn
             self._next_numbers.clear()
-        return len(scanned)
 
-    def sync(self) -> tuple[int, int]:
+    def sync(self, should_stop: Callable[[], bool] | None = None) -> tuple[int, int]:
         """Index PNGs that appeared and forget ones that disappeared behind our back
-        (copied in, deleted in the file manager). Returns (added, removed)."""
+        (copied in, deleted in the file manager). Returns (added, removed).
+
+        Safe on any thread while the app saves and pages through results: PNG headers are
+        read without the lock, rows are written in short batches, and an image saved
+        meanwhile is neither indexed twice nor forgotten. `should_stop` is polled between
+        files; when it returns True nothing more is written and (0, 0) is returned.
+        """
         on_disk = {self._relative(p): p for p in files.iter_pngs(self._folder)}
         with self._lock:
             known = {row[0] for row in self._db().execute("SELECT path FROM images")}
-        new = [on_disk[rel] for rel in on_disk.keys() - known]
-        gone = known - on_disk.keys()
-        scanned = self._scan(new)
-        if not scanned and not gone:
+        new = sorted(on_disk.keys() - known)
+        # A file saved after the listing is in the index but not in on_disk: look again.
+        gone = [rel for rel in known - on_disk.keys() if not (self._folder / rel).exists()]
+        scanned = self._scan((on_disk[rel] for rel in new), should_stop)
+        if scanned is None:
             return 0, 0
+        if not scanned and not gone:
+            self.needs_scan = False
+            return 0, 0
+        scanned.sort(key=lambda s: (s.created, s.relative))
         favourites = self._read_favourites() if scanned else set()
-        with self._lock:
-            db = self._db()
-            db.execute("BEGIN")
-            try:
-                db.executemany("DELETE FROM images WHERE path = ?", [(rel,) for rel in gone])
-                for image in scanned:
-                    self._insert(
-                        image.relative,
-                        image.created,
-                        image.params,
-                        image.infotext,
-                        image.relative in favourites,
-                    )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        return len(scanned), len(gone)
+        added = 0
+        if gone:
+            forget = [(rel,) for rel in gone]
+            with self._lock:
+                self._write_batch(
+                    lambda db: db.executemany("DELETE FROM images WHERE path = ?", forget)
+                )
+        for start in range(0, len(scanned), _SYNC_BATCH):
+            if should_stop is not None and should_stop():
+                break
+            batch = scanned[start : start + _SYNC_BATCH]
+            with self._lock:
+                added += self._write_batch(lambda db, b=batch: self._insert_new(db, b, favourites))
+        else:
+            self.needs_scan = False
+        return added, len(gone)
+
+    def _write_batch(self, write: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `write` in one transaction (the caller holds the lock)."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            result = write(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    def _insert_new(
+        self, db: sqlite3.Connection, images: list[_ScannedImage], favourites: set[str]
+    ) -> int:
+        """Insert the images the index does not hold yet (a save may have beaten us)."""
+        added = 0
+        for image in images:
+            if db.execute("SELECT 1 FROM images WHERE path = ?", (image.relative,)).fetchone():
+                continue
+            self._insert(
+                image.relative,
+                image.created,
+                image.params,
+                image.infotext,
+                image.relative in favourites,
+                db,
+            )
+            added += 1
+        return added
 
 
 def _read_png(path: Path) -> tuple[float, GenerationParams, str] | None:

@@ -8,6 +8,8 @@ what "reuse parameters" or "send to inpaint" means.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +51,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QMessageBox,
+    QSizePolicy,
     QSlider,
     QSplitter,
     QToolButton,
@@ -63,10 +66,15 @@ from sd_desktop.ui.gallery_icons import gallery_icon
 from sd_desktop.ui.gallery_model import GalleryFilter, GalleryModel, ItemRole
 from sd_desktop.ui.gallery_thumbs import ThumbnailLoader
 
+log = logging.getLogger(__name__)
+
 GRID_CELL_DEFAULT = 176
 GRID_CELL_RANGE = (112, 288)
 STRIP_CELL_DEFAULT = 92
 SEARCH_DELAY_MS = 250
+# A quick look for new files says nothing unless it takes longer than this.
+SYNC_QUIET_MS = 600
+REBUILDING_TEXT = "Rebuilding the gallery index…"
 
 TrashFunction = Callable[[Path], None]
 
@@ -233,7 +241,7 @@ class GalleryStrip(ThumbnailView):
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.horizontalScrollBar().setSingleStep(24)
-        self.empty_text = "Generated images will appear here."
+        self.empty_text = STRIP_EMPTY_TEXT
         self._fit_height()
         self.activated.connect(self._on_activated)
         self.selectionModel().currentChanged.connect(self._on_current_changed)
@@ -268,6 +276,69 @@ class GalleryStrip(ThumbnailView):
         self.current_item_changed.emit(item if isinstance(item, GalleryItem) else None)
 
 
+STRIP_EMPTY_TEXT = "Generated images will appear here."
+
+
+class GalleryToolbar(QWidget):
+    """The row above the grid. When the window is narrow it turns compact (an icon-only
+    Favourites button, no image count) instead of holding the whole main window wide.
+
+    Every control has a small explicit minimum width, so the compact row is the floor;
+    the row is compact whenever it is narrower than the full row would like to be.
+    """
+
+    ROOMY_SEARCH = 220
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._compact = False
+        self.roomy: list[QWidget] = []
+        """The controls whose preferred widths make up the full row."""
+        self.favourites_button: QToolButton | None = None
+        self.count_label: QLabel | None = None
+        self._favourites_full = 0
+
+    def is_compact(self) -> bool:
+        return self._compact
+
+    def full_width(self) -> int:
+        layout = self.layout()
+        if layout is None:
+            return 0
+        shown = [w for w in self.roomy if not w.isHidden() or w is self.count_label]
+        widths = [w.sizeHint().width() for w in shown if w is not self.favourites_button]
+        if self.favourites_button is not None:
+            if not self._compact:
+                self._favourites_full = self.favourites_button.sizeHint().width()
+            widths.append(self._favourites_full)
+        margins = layout.contentsMargins()
+        spacing = max(0, layout.spacing()) * len(widths)
+        return self.ROOMY_SEARCH + sum(widths) + spacing + margins.left() + margins.right()
+
+    def refit(self) -> None:
+        """Decide again (a text in the row changed its width)."""
+        self._set_compact(self.width() < self.full_width())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._set_compact(event.size().width() < self.full_width())
+
+    def _set_compact(self, compact: bool) -> None:
+        if compact == self._compact:
+            return
+        if self.favourites_button is not None and not self._compact:
+            self._favourites_full = self.favourites_button.sizeHint().width()
+        self._compact = compact
+        if self.favourites_button is not None:
+            self.favourites_button.setToolButtonStyle(
+                Qt.ToolButtonStyle.ToolButtonIconOnly
+                if compact
+                else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+            )
+        if self.count_label is not None:
+            self.count_label.setVisible(not compact)
+
+
 class GalleryWidget(QWidget):
     """The full gallery: search box, model filter, sort, favourites, zoom, the grid and the
     details pane. Call add_item() when the worker has saved an image, shutdown() on exit."""
@@ -277,6 +348,8 @@ class GalleryWidget(QWidget):
     reuse_parameters = Signal(object)  # GenerationParams
     reuse_seed = Signal(int)
     send_to_canvas = Signal(object, str)  # Path, "img2img" | "inpaint"
+    notice = Signal(str)  # one line for the status bar (e.g. the index was rebuilt)
+    _sync_done = Signal(object, object, object)  # store, (added, removed) | None, error
 
     def __init__(
         self,
@@ -296,6 +369,16 @@ class GalleryWidget(QWidget):
         self.model = GalleryModel(store, self.loader, self, **model_kwargs)
         self._strips: list[GalleryStrip] = []
         self._action_view: ThumbnailView | None = None
+        self._sync_thread: threading.Thread | None = None
+        self._old_threads: list[threading.Thread] = []
+        self._sync_stop = threading.Event()
+        self._sync_again = False
+        self._rebuilding = False
+        self._sync_done.connect(self._on_sync_done)
+        self._sync_quiet = QTimer(self)
+        self._sync_quiet.setSingleShot(True)
+        self._sync_quiet.setInterval(SYNC_QUIET_MS)
+        self._sync_quiet.timeout.connect(lambda: self._show_busy("Looking for new images…"))
 
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
@@ -337,7 +420,7 @@ class GalleryWidget(QWidget):
     # ------------------------------------------------------------------ building
 
     def _build_toolbar(self) -> None:
-        self._toolbar = QWidget(self)
+        self._toolbar = GalleryToolbar(self)
         bar = QHBoxLayout(self._toolbar)
         bar.setContentsMargins(10, 8, 10, 8)
         bar.setSpacing(8)
@@ -345,7 +428,7 @@ class GalleryWidget(QWidget):
         self.search_box = QLineEdit(self._toolbar)
         self.search_box.setPlaceholderText("Search prompts")
         self.search_box.setClearButtonEnabled(True)
-        self.search_box.setMinimumWidth(220)
+        self.search_box.setMinimumWidth(140)
         self.search_box.addAction(
             gallery_icon("search", self.palette().color(QPalette.ColorRole.PlaceholderText)),
             QLineEdit.ActionPosition.LeadingPosition,
@@ -356,7 +439,11 @@ class GalleryWidget(QWidget):
 
         self.model_filter = QComboBox(self._toolbar)
         self.model_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.model_filter.setMinimumContentsLength(12)
+        # As wide as the longest model name when there is room; long names elide when not.
+        self.model_filter.setMinimumWidth(
+            self.model_filter.fontMetrics().horizontalAdvance("M") * 8
+        )
+        self.model_filter.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.model_filter.setToolTip("Show images made with one model")
         self.model_filter.currentIndexChanged.connect(self._on_model_filter)
         bar.addWidget(self.model_filter)
@@ -377,11 +464,15 @@ class GalleryWidget(QWidget):
         bar.addWidget(self.favourites_button)
 
         bar.addStretch(1)
-        self.count_label = QLabel(self._toolbar)
-        muted = self.count_label.palette()
+        muted = self.palette()
         color = muted.color(QPalette.ColorRole.WindowText)
         color.setAlpha(150)
         muted.setColor(QPalette.ColorRole.WindowText, color)
+        self.busy_label = QLabel(self._toolbar)
+        self.busy_label.setPalette(muted)
+        self.busy_label.hide()
+        bar.addWidget(self.busy_label)
+        self.count_label = QLabel(self._toolbar)
         self.count_label.setPalette(muted)
         bar.addWidget(self.count_label)
 
@@ -390,10 +481,25 @@ class GalleryWidget(QWidget):
         self.zoom_slider.setSingleStep(8)
         self.zoom_slider.setPageStep(32)
         self.zoom_slider.setValue(GRID_CELL_DEFAULT)
-        self.zoom_slider.setFixedWidth(110)
+        self.zoom_slider.setMinimumWidth(64)
+        self.zoom_slider.setMaximumWidth(110)
         self.zoom_slider.setToolTip("Thumbnail size")
         self.zoom_slider.valueChanged.connect(lambda value: self.grid.set_cell_size(value))
         bar.addWidget(self.zoom_slider)
+        # Small explicit minimums, so the compact row (not the full one) is the floor.
+        self.favourites_button.setMinimumWidth(self.favourites_button.iconSize().width() + 14)
+        self.count_label.setMinimumWidth(1)
+        toolbar = self._toolbar
+        toolbar.favourites_button = self.favourites_button
+        toolbar.count_label = self.count_label
+        toolbar.roomy = [
+            self.model_filter,
+            self.sort_combo,
+            self.favourites_button,
+            self.busy_label,
+            self.count_label,
+            self.zoom_slider,
+        ]
 
     def _action(self, text: str, slot: Callable[[], None], tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -494,7 +600,9 @@ class GalleryWidget(QWidget):
         return self._store
 
     def set_store(self, store: GalleryStore) -> None:
-        """Show another gallery folder (the user changed it in the settings)."""
+        """Show another gallery folder (the user changed it in the settings); call
+        sync_in_background() next when it was opened with `scan_later`."""
+        self._stop_sync()
         self._store = store
         self.model.set_store(store)
         for strip in self._strips:
@@ -526,14 +634,113 @@ class GalleryWidget(QWidget):
     @Slot()
     def refresh(self) -> None:
         """Pick up changes made outside the app (files added or deleted) and re-read."""
-        try:
-            self._store.sync()
-        except GalleryError as exc:
-            QMessageBox.warning(self, "Gallery", str(exc))
+        self.sync_in_background()
+
+    # ------------------------------------------------------------------ index sync
+
+    def is_syncing(self) -> bool:
+        return self._sync_thread is not None
+
+    def is_rebuilding(self) -> bool:
+        return self._rebuilding
+
+    def sync_in_background(self) -> None:
+        """Bring the index up to date with the folder on a worker thread: reading
+        thousands of PNG headers takes seconds, and the window must stay responsive.
+
+        A store opened with `scan_later` after its index had to be thrown away shows
+        "Rebuilding the gallery index…" until its images are back."""
+        if self._sync_thread is not None:
+            self._sync_again = True
+            return
+        store = self._store
+        stop = threading.Event()
+        self._sync_stop = stop
+        self._rebuilding = store.rebuild_reason is not None and store.needs_scan
+
+        def run() -> None:
+            try:
+                result, error = store.sync(stop.is_set), None
+            except Exception as exc:  # any failure is reported, never raised in a thread
+                log.warning("Gallery sync of %s failed", store.folder, exc_info=True)
+                result, error = None, exc
+            try:
+                self._sync_done.emit(store, result, error)
+            except RuntimeError:  # the widget is gone (the app is closing)
+                pass
+
+        thread = threading.Thread(target=run, name="gallery-sync", daemon=True)
+        self._sync_thread = thread
+        if self._rebuilding:
+            self._show_busy(REBUILDING_TEXT)
+        else:
+            self._sync_quiet.start()
+        thread.start()
+
+    def _stop_sync(self) -> None:
+        """Ask a running sync to stop; shutdown() waits for it."""
+        self._sync_stop.set()
+        self._sync_quiet.stop()
+        if self._sync_thread is not None:
+            self._old_threads.append(self._sync_thread)
+        self._sync_thread = None
+        self._sync_again = False
+        self._rebuilding = False
+        self._hide_busy()
+
+    @Slot(object, object, object)
+    def _on_sync_done(self, store: GalleryStore, result: object, error: object) -> None:
+        if store is not self._store:
+            return  # a sync of a gallery folder the user has since left
+        self._sync_thread = None
+        self._sync_quiet.stop()
+        rebuilt, self._rebuilding = self._rebuilding, False
+        self._hide_busy()
+        if error is not None:
+            self.notice.emit(f"Could not bring the gallery index up to date: {error}")
+        elif isinstance(result, tuple):
+            added, removed = result
+            if rebuilt or added or removed:
+                self._reload_all()
+            if rebuilt:
+                count = self._store.count()
+                self.notice.emit(f"Gallery index rebuilt: {count:,} image(s).")
+            elif added or removed:
+                self.notice.emit(
+                    f"Gallery updated: {added} new and {removed} missing image(s) "
+                    "found in its folder."
+                )
+        if self._sync_again:
+            self._sync_again = False
+            self.sync_in_background()
+
+    def _reload_all(self) -> None:
         self._refresh_models()
         self.model.reload()
         for strip in self._strips:
             strip.gallery_model().reload()
+
+    def _show_busy(self, text: str) -> None:
+        self.busy_label.setText(text)
+        self.busy_label.show()
+        if self._rebuilding:
+            waiting = f"{text}\nYour images will appear in a moment."
+            self.grid.empty_text = waiting
+            for strip in self._strips:
+                strip.empty_text = waiting
+                strip.viewport().update()
+            self.grid.viewport().update()
+        self._toolbar.refit()
+
+    def _hide_busy(self) -> None:
+        if self.busy_label.isHidden():
+            return
+        self.busy_label.hide()
+        for strip in self._strips:
+            strip.empty_text = STRIP_EMPTY_TEXT
+            strip.viewport().update()
+        self._update_empty_text()
+        self._toolbar.refit()
 
     def set_search_text(self, text: str) -> None:
         """Search now, without waiting for the typing pause."""
@@ -565,8 +772,12 @@ class GalleryWidget(QWidget):
         return box.clickedButton() is move
 
     def shutdown(self) -> None:
-        """Stop thumbnail work; call when the main window closes."""
+        """Stop thumbnail and index work; call when the main window closes."""
         self._search_timer.stop()
+        self._stop_sync()
+        for thread in self._old_threads:
+            thread.join(10.0)
+        self._old_threads.clear()
         self.loader.shutdown()
 
     # ------------------------------------------------------------------ filters
@@ -603,15 +814,19 @@ class GalleryWidget(QWidget):
 
     @Slot()
     def _on_model_reset(self) -> None:
-        f: GalleryFilter = self.model.filter
-        filtered = bool(f.text or f.model or f.favourites_only)
-        self.grid.empty_text = (
-            "No images match these filters."
-            if filtered
-            else "No images yet.\nEverything you generate is saved here."
-        )
+        self._update_empty_text()
         self._update_count()
         self._reselect(self.details.item)
+
+    def _update_empty_text(self) -> None:
+        if self._rebuilding:
+            return  # the grid says the index is being rebuilt until it is
+        f: GalleryFilter = self.model.filter
+        if f.text or f.model or f.favourites_only:
+            self.grid.empty_text = "No images match these filters."
+        else:
+            self.grid.empty_text = "No images yet.\nEverything you generate is saved here."
+        self.grid.viewport().update()
 
     def _reselect(self, item: GalleryItem | None) -> None:
         """Keep the shown image selected across a filter change when it is still near the
@@ -635,6 +850,7 @@ class GalleryWidget(QWidget):
     def _update_count(self) -> None:
         count = self.model.rowCount()
         self.count_label.setText(f"{count:,} image" + ("" if count == 1 else "s"))
+        self._toolbar.refit()
 
     # ------------------------------------------------------------------ actions
 
