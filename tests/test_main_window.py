@@ -14,15 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
-from PySide6.QtGui import QImage
+from PIL.PngImagePlugin import PngInfo
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from factories import build_tiny_sd
 from sd_desktop.engine.request import Mode
-from sd_desktop.infotext import GenerationParams, read_png_params
+from sd_desktop.infotext import GenerationParams, read_png_params, write_png
 from sd_desktop.ui.about import WIDGET_KEYS, AboutDialog, ShortcutsDialog, shortcut_rows
+from sd_desktop.ui.gallery_view import GalleryToolbar
 from sd_desktop.ui.main_window import MainWindow
 from sd_desktop.ui.preferences import Preferences
 from sd_desktop.ui.settings import AppPaths, Settings, SettingsStore
@@ -471,3 +473,170 @@ def test_settings_file_is_forgiving(tmp_path: Path) -> None:
     paths = AppPaths.from_environment(env)
     assert paths.settings_file == tmp_path / "c" / "settings.json"
     assert paths.models_dir == tmp_path / "models"
+
+
+def _drop(target: QWidget, path: Path) -> bool:
+    """Drag a file from outside the app onto `target` and drop it, as Qt delivers it to
+    the widget under the pointer; returns whether the drop was accepted."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = QPointF(target.rect().center())
+    copy, left = Qt.DropAction.CopyAction, Qt.MouseButton.LeftButton
+    enter = QDragEnterEvent(pos.toPoint(), copy, mime, left, NOMOD)
+    QApplication.sendEvent(target, enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(pos, copy, mime, left, NOMOD)
+    QApplication.sendEvent(target, drop)
+    return drop.isAccepted()
+
+
+DROPPED = GenerationParams(
+    prompt="a koi pond in autumn, watercolour",
+    negative_prompt="blurry, text",
+    steps=28,
+    sampler="Euler a",
+    cfg_scale=6.5,
+    seed=3_000_000_123,
+    width=512,
+    height=768,
+    clip_skip=2,
+    denoising_strength=0.6,
+    mask_blur=9,
+    model="dreamy-v2",
+)
+
+
+def test_dropping_a_png_with_parameters_offers_them_anywhere(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    made = tmp_path / "koi.png"
+    write_png(Image.new("RGB", (96, 64), (20, 120, 160)), made, DROPPED)
+    before = window.panel.values()
+    offer = window.drop_offer
+    # Qt hands a drop to the innermost widget that accepts drops: the gallery grid does
+    # not, so over the gallery the window itself receives it.
+    assert window.acceptDrops() and not window.gallery.grid.viewport().acceptDrops()
+    for target in (
+        window.panel.prompt_edit.viewport(),
+        window.canvas,
+        window,
+        window.gallery.search_box,
+    ):
+        assert _drop(target, made), target
+        assert offer.isVisible() and offer.dropped().path == made
+        assert "koi.png" in offer.title.text() and "28 steps" in offer.detail.text()
+        assert window.panel.values() == before  # nothing changes until the user chooses
+        assert not window.canvas.has_image()
+        offer.cancel_button.click()
+        assert not offer.isVisible()
+    assert window.panel.prompt_edit.toPlainText() == before["prompt"]  # no path pasted
+    assert window.gallery.search_box.text() == ""
+
+    assert _drop(window.canvas, made)
+    qtbot.mouseClick(offer.use_button, LEFT)
+    v = window.panel.values()
+    assert not offer.isVisible() and not window.canvas.has_image()
+    assert (v["prompt"], v["negative_prompt"], v["sampler"], v["steps"]) == (
+        "a koi pond in autumn, watercolour",
+        "blurry, text",
+        "euler_a",
+        28,
+    )
+    assert (v["cfg_scale"], v["seed"], v["width"], v["height"], v["clip_skip"]) == (
+        6.5,
+        3_000_000_123,
+        512,
+        768,
+        2,
+    )
+    assert (v["strength"], v["mask_blur"]) == (0.6, 9)
+    assert "koi.png" in window.status.message.text()
+
+    assert _drop(window.panel.negative_edit.viewport(), made)
+    qtbot.mouseClick(offer.source_button, LEFT)
+    assert window.canvas.has_image() and window.canvas.source_qimage().size().width() == 96
+    assert window.panel.mode() is Mode.IMG2IMG  # a picture on the canvas is to be worked on
+    assert window.tabs.currentIndex() == 0
+
+
+def test_dropping_a_plain_picture_still_opens_it(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plain = tmp_path / "photo.png"
+    Image.new("RGB", (80, 40), (200, 10, 10)).save(plain)
+    window.tabs.setCurrentIndex(1)
+    assert _drop(window, plain)  # over the gallery: nothing to offer, so it is opened
+    assert not window.drop_offer.isVisible()
+    assert window.canvas.has_image() and window.tabs.currentIndex() == 0
+    window.canvas.clear_image()
+    assert _drop(window.panel.prompt_edit.viewport(), plain)
+    assert window.canvas.has_image() and window.panel.prompt_edit.toPlainText() == ""
+
+
+def test_dropping_a_png_with_broken_parameters_says_so(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken.png"
+    info = PngInfo()
+    info.add_text("parameters", "a cat\nSteps: many, Sampler: Euler, CFG scale: 7, Seed: 1")
+    Image.new("RGB", (32, 32)).save(broken, pnginfo=info)
+    before = window.panel.values()
+    assert _drop(window.canvas, broken)
+    offer = window.drop_offer
+    assert offer.isVisible() and not offer.use_button.isVisible()
+    assert "cannot be used" in offer.title.text() and "Steps" in offer.detail.text()
+    assert window.panel.values() == before
+    qtbot.mouseClick(offer.source_button, LEFT)  # still usable as a picture
+    assert window.canvas.has_image() and not offer.isVisible()
+
+
+def test_escape_cancels_the_stroke_first_and_the_job_after(qtbot, window, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    canvas = window.canvas
+    window.panel.set_mode(Mode.INPAINT)
+    canvas.set_image(Image.new("RGB", (128, 128), (90, 90, 90)))
+    window.activateWindow()
+    qtbot.waitActive(window)
+    cancels: list[bool] = []
+    monkeypatch.setattr(window.worker, "cancel", lambda: cancels.append(True) or True)
+    window._running_job = 7  # as while a job runs: Cancel (Esc) is live
+    window._update_running()
+    assert window.act_cancel.isEnabled()
+
+    centre = canvas.image_to_widget(QPointF(64, 64)).toPoint()
+    QTest.mousePress(canvas, LEFT, NOMOD, centre)
+    QTest.mouseMove(canvas, centre + QPoint(30, 0))
+    assert canvas.has_interaction() and canvas.has_mask()
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
+    assert cancels == [] and not canvas.has_interaction() and not canvas.has_mask()
+    QTest.mouseRelease(canvas, LEFT, NOMOD, centre + QPoint(30, 0))
+
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)  # no stroke: Esc stops the job
+    assert cancels == [True]
+    window._running_job = None
+    window._update_running()
+
+
+def test_empty_canvas_says_where_the_picture_appears(window) -> None:  # type: ignore[no-untyped-def]
+    assert window.panel.mode() is Mode.TXT2IMG
+    title, detail = window.canvas.empty_text()
+    assert "appears here" in title and "Ctrl+Enter" in detail and "drop" in detail
+    window.panel.set_mode(Mode.IMG2IMG)
+    assert window.canvas.empty_text()[0].startswith("Drop")
+    window.panel.set_mode(Mode.INPAINT)
+    assert "inpaint" in window.canvas.empty_text()[0]
+    assert window.panel.negative_heading.text() == "NEGATIVE PROMPT"
+    assert window.panel.negative_heading.buddy() is window.panel.negative_edit
+
+
+def test_window_fits_a_small_screen(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    assert window.minimumSizeHint().width() <= 1000
+    window.resize(1000, 700)
+    qtbot.waitUntil(lambda: window.width() == 1000)
+    window._update_welcome()
+    window.tabs.setCurrentIndex(1)
+    toolbar = window.gallery.findChild(GalleryToolbar)
+    qtbot.waitUntil(lambda: toolbar.is_compact())
+    assert window.gallery.search_box.width() >= 140
+    # The welcome panel stacks its three choices rather than forcing the width.
+    window.tabs.setCurrentIndex(0)
+    window.canvas_stack.setCurrentWidget(window.welcome)
+    qtbot.waitUntil(lambda: window.welcome.isVisible())
+    choices = [window.welcome.download_choice, window.welcome.open_choice]
+    assert choices[0].geometry().bottom() < choices[1].geometry().top()
+    window.resize(1600, 900)
+    qtbot.waitUntil(lambda: choices[0].geometry().top() == choices[1].geometry().top())

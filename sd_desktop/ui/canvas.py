@@ -148,6 +148,7 @@ class CanvasWidget(QWidget):
         self._last_stroke_end: BrushPoint | None = None
         self._drag_hover = False
         self._empty_text = (EMPTY_TITLE, EMPTY_DETAIL)
+        self._file_drop_handler: Callable[[Path], bool] | None = None
         self._hud_text = ""
         self._hud_timer = QTimer(self)
         self._hud_timer.setSingleShot(True)
@@ -948,6 +949,12 @@ class CanvasWidget(QWidget):
         self._drag_hover = False
         self.update()
 
+    def set_file_drop_handler(self, handler: Callable[[Path], bool] | None) -> None:
+        """Let the owner look at an image file dropped from outside the app first (the main
+        window offers its parameters); when ``handler(path)`` returns False the canvas
+        opens the file as usual. Drags from inside the app are always opened."""
+        self._file_drop_handler = handler
+
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
         self._drag_hover = False
         self.update()
@@ -956,6 +963,11 @@ class CanvasWidget(QWidget):
             event.ignore()
             return
         event.acceptProposedAction()
+        handler = self._file_drop_handler
+        if handler is not None and event.source() is None and mime.hasUrls():
+            url = mime.urls()[0]
+            if url.isLocalFile() and handler(Path(url.toLocalFile())):
+                return
         self._load_mime(mime)
 
     def _load_mime(self, mime: QMimeData) -> bool:

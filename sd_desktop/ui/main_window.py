@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
+    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -48,6 +49,11 @@ from sd_desktop.ui.about import AboutDialog, ShortcutsDialog
 from sd_desktop.ui.app_icons import app_icon
 from sd_desktop.ui.canvas import CanvasWidget
 from sd_desktop.ui.canvas_image_io import ImageLoadError, read_image_file
+from sd_desktop.ui.drop_offer import (
+    ImageDropFilter,
+    ParamsOfferBar,
+    inspect_dropped,
+)
 from sd_desktop.ui.gallery_view import GalleryWidget
 from sd_desktop.ui.generation_panel import MODE_LABELS, GenerationPanel
 from sd_desktop.ui.model_manager import BackgroundRunner, ModelManagerDialog
@@ -68,6 +74,22 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE_FILTER = "Stable Diffusion models (*.safetensors *.ckpt);;All files (*)"
 CANVAS_TAB, GALLERY_TAB = 0, 1
+# What the empty canvas says in each mode: (title, detail).
+EMPTY_CANVAS_TEXT = {
+    Mode.TXT2IMG: (
+        "Your picture appears here",
+        "Type a prompt and press Generate (Ctrl+Enter). To start from a picture "
+        "instead, drop or paste (Ctrl+V) one here.",
+    ),
+    Mode.IMG2IMG: (
+        "Drop the picture to rework here",
+        "or paste one (Ctrl+V), open one (Ctrl+O) or send one from the gallery",
+    ),
+    Mode.INPAINT: (
+        "Drop the picture to inpaint here",
+        "or paste (Ctrl+V) or open (Ctrl+O) one, then paint over the part to repaint",
+    ),
+}
 
 
 @dataclass
@@ -154,6 +176,7 @@ class MainWindow(QMainWindow):
         self._restore()
 
         self.worker.start()
+        self.gallery.sync_in_background()
         self.rescan_models()
         if self.settings_store.load_problem:
             self.banner.show_message(self.settings_store.load_problem, BannerKind.WARNING)
@@ -171,12 +194,14 @@ class MainWindow(QMainWindow):
         folder = Path(
             self.settings.output_folder or self.paths.gallery_dir or default_gallery_folder()
         )
+        # The index is brought up to date (or rebuilt) by the gallery widget on a worker
+        # thread: reading every PNG header here would freeze the window at start.
         try:
-            return GalleryStore(folder)
+            return GalleryStore(folder, scan_later=True)
         except GalleryError as exc:
             fallback = self.paths.data_dir / "gallery"
             self.banner.show_message(f"{exc} Saving to {fallback} instead.", BannerKind.WARNING)
-            return GalleryStore(fallback)
+            return GalleryStore(fallback, scan_later=True)
 
     def _build_widgets(self) -> None:
         self.panel = GenerationPanel(self)
@@ -240,8 +265,27 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
+        self.drop_offer = ParamsOfferBar(central)
+        layout.addWidget(self.drop_offer)
         layout.addWidget(self.main_split, 1)
         self.setCentralWidget(central)
+        self._accept_image_drops()
+
+    def _accept_image_drops(self) -> None:
+        """An image file dropped anywhere on the window is handled here; text boxes would
+        otherwise paste its path, and most widgets would refuse it."""
+        self.setAcceptDrops(True)
+        self._drop_filter = ImageDropFilter(self)
+        self._drop_filter.file_dropped.connect(self._on_file_dropped)
+        watched: list[QWidget] = [
+            self,
+            self.panel.prompt_edit.viewport(),
+            self.panel.negative_edit.viewport(),
+            *self.findChildren(QLineEdit),
+        ]
+        for widget in watched:
+            widget.installEventFilter(self._drop_filter)
+        self.canvas.set_file_drop_handler(self._offer_dropped_parameters)
 
     def _action(
         self,
@@ -430,6 +474,8 @@ class MainWindow(QMainWindow):
         self.canvas.error.connect(lambda text: self.banner.show_message(text, BannerKind.ERROR))
         self.canvas.notice.connect(self.status.set_message)
         self.canvas.image_changed.connect(self._on_canvas_image_changed)
+        self.drop_offer.use_parameters.connect(self._use_dropped_parameters)
+        self.drop_offer.open_as_source.connect(self._open_as_source)
 
         self.welcome.modelChosen.connect(self._use_chosen_model)
         self.welcome.libraryChanged.connect(self.rescan_models)
@@ -439,6 +485,7 @@ class MainWindow(QMainWindow):
         g.reuse_seed.connect(self._reuse_seed)
         g.send_to_canvas.connect(self._send_to_canvas)
         g.item_activated.connect(self._show_item)
+        g.notice.connect(self.status.set_message)
         self.tabs.currentChanged.connect(self._on_tab_changed)
 
     def _restore(self) -> None:
@@ -735,6 +782,7 @@ class MainWindow(QMainWindow):
         if mode is not Mode.TXT2IMG and not self.canvas.has_image() and self.canvas.has_result():
             self.canvas.use_result_as_source()
         self.canvas.set_mask_editing(inpaint)
+        self.canvas.set_empty_text(*EMPTY_CANVAS_TEXT[mode])
         self.mask_bar.setVisible(inpaint)
         self._check_mode_fits_model()
 
@@ -752,6 +800,11 @@ class MainWindow(QMainWindow):
         image = self.canvas.source_qimage()
         size = (image.width(), image.height()) if image is not None else None
         self.panel.set_source_size(size)
+        if size is not None and self.panel.mode() is Mode.TXT2IMG:
+            # A picture brought to the canvas is meant to be worked on; in Text to Image
+            # it would be ignored without a word.
+            self.panel.set_mode(Mode.IMG2IMG)
+            self.status.set_message("Image to Image: the picture on the canvas is the start.")
         if size is not None and self.panel.mode() is not Mode.TXT2IMG:
             self._match_image_size()
         self._update_actions()
@@ -804,9 +857,39 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ gallery
 
-    def _reuse_parameters(self, params: GenerationParams) -> None:
+    def _reuse_parameters(
+        self, params: GenerationParams, source: str = "the gallery image"
+    ) -> None:
         self.panel.apply_params(params)
-        self.status.set_message("Parameters copied from the gallery image.")
+        notes = [f"Parameters copied from {source}."]
+        if params.sampler_id is None:
+            notes.append(f"Its sampler ({params.sampler}) is not available here; kept yours.")
+        if params.model and self._loaded is not None and params.model != self._loaded.name:
+            notes.append(f"It was made with {params.model}.")
+        self.status.set_message(" ".join(notes))
+
+    # ------------------------------------------------------------------ dropped files
+
+    def _offer_dropped_parameters(self, path: Path) -> bool:
+        """A picture that records its parameters gets a choice; returns False for any
+        other file, which then simply becomes the canvas source."""
+        dropped = inspect_dropped(Path(path))
+        if not dropped.has_offer:
+            return False
+        self.drop_offer.offer(dropped)
+        return True
+
+    def _on_file_dropped(self, path: Path) -> None:
+        """An image file dropped outside the canvas (prompt boxes, gallery, anywhere)."""
+        if not self._offer_dropped_parameters(path):
+            self._open_as_source(path)
+
+    def _use_dropped_parameters(self, params: GenerationParams, path: Path) -> None:
+        self._reuse_parameters(params, Path(path).name)
+
+    def _open_as_source(self, path: Path) -> None:
+        if self.canvas.load_image_file(path):
+            self.tabs.setCurrentIndex(CANVAS_TAB)
 
     def _reuse_seed(self, seed: int) -> None:
         self.panel.set_seed(seed)
@@ -875,6 +958,7 @@ class MainWindow(QMainWindow):
         self.gallery_store = self._open_gallery()
         self.worker.set_gallery(self.gallery_store)
         self.gallery.set_store(self.gallery_store)
+        self.gallery.sync_in_background()
         # The worker may still be saving into the old store; it closes with the window.
         self._old_stores.append(previous)
 

@@ -65,6 +65,23 @@ _BANNER_ICON = {
 }
 
 
+def banner_colours(base: QColor, kind: BannerKind) -> tuple[QColor, QColor]:
+    """(background, edge) for a strip of this kind: a light tint of the kind's colour over
+    the window colour, legible in light and dark palettes alike."""
+    tint = _BANNER_TINT[BannerKind(kind)]
+    mix = 0.22
+
+    def blend(a: int, b: int) -> int:
+        return round(a * (1 - mix) + b * mix)
+
+    background = QColor(
+        blend(base.red(), tint.red()),
+        blend(base.green(), tint.green()),
+        blend(base.blue(), tint.blue()),
+    )
+    return background, QColor(tint)
+
+
 class MessageBanner(QFrame):
     """A one-message strip with an icon and a close button; errors stay until closed,
     information fades after a few seconds."""
@@ -121,23 +138,10 @@ class MessageBanner(QFrame):
         return self._kind
 
     def _apply_colours(self) -> None:
-        """A light tint of the kind's colour over the window colour: legible in light and
-        dark palettes alike."""
-        base = self.palette().color(QPalette.ColorRole.Window)
-        tint = _BANNER_TINT[self._kind]
-        mix = 0.22
-
-        def blend(a: int, b: int) -> int:
-            return round(a * (1 - mix) + b * mix)
-
-        bg = QColor(
-            blend(base.red(), tint.red()),
-            blend(base.green(), tint.green()),
-            blend(base.blue(), tint.blue()),
-        )
+        bg, edge = banner_colours(self.palette().color(QPalette.ColorRole.Window), self._kind)
         self.setStyleSheet(
             f"QFrame#messageBanner {{ background: {bg.name()}; "
-            f"border-bottom: 1px solid {tint.name()}; }}"
+            f"border-bottom: 1px solid {edge.name()}; }}"
         )
 
 

@@ -10,8 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QIcon,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QDialog,
     QFileDialog,
     QFrame,
@@ -27,6 +38,8 @@ from PySide6.QtWidgets import (
 from sd_desktop.library.library import ModelLibrary
 from sd_desktop.library.scan import ModelEntry, scan_folder
 from sd_desktop.ui.model_manager import MODEL_FILE_FILTER, BackgroundRunner, open_folder
+
+MIN_WIDTH = 360
 
 
 def download_icon(color: QColor, size: int = 48) -> QIcon:
@@ -129,8 +142,9 @@ class WelcomePanel(QWidget):
         self.open_choice.button.clicked.connect(self.open_file)
         self.folder_choice.button.clicked.connect(self.add_folder)
 
-        choices = QHBoxLayout()
+        choices = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         choices.setSpacing(18)
+        self._choices = choices
         for choice in (self.download_choice, self.open_choice, self.folder_choice):
             choices.addWidget(choice, 1, Qt.AlignmentFlag.AlignTop)
 
@@ -174,6 +188,30 @@ class WelcomePanel(QWidget):
         outer.addStretch(1)
         outer.addLayout(column, 6)
         outer.addStretch(1)
+        # The three choices stack when the window is narrow (resizeEvent), so the panel
+        # never holds the main window wider than a small screen.
+        self.setMinimumWidth(MIN_WIDTH)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_choices(event.size().width())
+
+    def _fit_choices(self, width: int) -> None:
+        choices = [self.download_choice, self.open_choice, self.folder_choice]
+        margins = self.layout().contentsMargins()
+        side_by_side = (
+            sum(c.minimumSizeHint().width() for c in choices)
+            + self._choices.spacing() * (len(choices) - 1)
+            + margins.left()
+            + margins.right()
+        )
+        direction = (
+            QBoxLayout.Direction.LeftToRight
+            if width >= side_by_side
+            else QBoxLayout.Direction.TopToBottom
+        )
+        if self._choices.direction() != direction:
+            self._choices.setDirection(direction)
 
     # -- the three ways --------------------------------------------------------------
 
