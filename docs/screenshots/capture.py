@@ -5,6 +5,9 @@ build the random-weight test models, and ImageMagick's `import`):
 
     xvfb-run -s "-screen 0 1440x900x24" .venv/bin/python docs/screenshots/capture.py
 
+With `--small DIR` it also shoots the window at 1024×720 (canvas with the bar a dropped
+PNG brings, welcome panel, gallery) into DIR, to check the small-window layout.
+
 Everything (settings, gallery, models) lives in a temporary folder. The models have
 random weights (no model hub is reachable), so the pictures are coloured noise; what
 the screenshots show is the app around them.
@@ -57,6 +60,7 @@ def landscape(size: int = 512) -> Image.Image:
 
 
 def main() -> int:
+    small_dir = Path(sys.argv[sys.argv.index("--small") + 1]) if "--small" in sys.argv else None
     root = Path(tempfile.mkdtemp(prefix="sd-desktop-shots-"))
     for var, sub in (
         ("SD_DESKTOP_CONFIG_DIR", "config"),
@@ -98,10 +102,11 @@ def main() -> int:
     window.show()
     panel, worker = window.panel, window.worker
 
-    def shoot(name: str) -> None:
+    def shoot(name: str, folder: Path = OUT, size: str = "") -> None:
         QApplication.processEvents()
-        subprocess.run(["import", "-window", "root", str(OUT / name)], check=True)
-        print("saved", OUT / name, flush=True)
+        crop = ["-crop", f"{size}+0+0", "+repage"] if size else []
+        subprocess.run(["import", "-window", "root", *crop, str(folder / name)], check=True)
+        print("saved", folder / name, flush=True)
 
     steps: list[object] = []
 
@@ -187,7 +192,35 @@ def main() -> int:
     def gallery_shot() -> None:
         window.tabs.setCurrentIndex(1)
         window.gallery.grid.setCurrentIndex(window.gallery.model.index(2, 0))
-        QTimer.singleShot(1500, lambda: (shoot("gallery.png"), finish()))
+        QTimer.singleShot(1500, lambda: (shoot("gallery.png"), small_shots()))
+
+    def small_shots() -> None:
+        if small_dir is None:
+            finish()
+            return
+        small_dir.mkdir(parents=True, exist_ok=True)
+        window.setGeometry(0, 0, 1024, 720)
+        window.tabs.setCurrentIndex(0)
+        window.panel.set_mode(Mode.TXT2IMG)
+        window.canvas.clear_image()
+        window.panel.set_mode(Mode.TXT2IMG)
+        window._offer_dropped_parameters(window.gallery_store.query()[0].path)
+
+        def welcome() -> None:
+            shoot("small-canvas.png", small_dir, "1024x720")
+            window.drop_offer.dismiss()
+            window.canvas_stack.setCurrentWidget(window.welcome)
+            QTimer.singleShot(400, gallery)
+
+        def gallery() -> None:
+            shoot("small-welcome.png", small_dir, "1024x720")
+            window.canvas_stack.setCurrentWidget(window.canvas_page)
+            window.tabs.setCurrentIndex(1)
+            QTimer.singleShot(
+                600, lambda: (shoot("small-gallery.png", small_dir, "1024x720"), finish())
+            )
+
+        QTimer.singleShot(600, welcome)
 
     def finish() -> None:
         window.shutdown()

@@ -153,9 +153,9 @@ class ParamsOfferBar(QFrame):
         text.addWidget(self.title)
         text.addWidget(self.detail)
 
-        self.use_button = QPushButton("Use Parameters", self)
+        self.use_button = QPushButton("Use parameters", self)
         self.use_button.setToolTip("Fill the prompt and settings from this picture")
-        self.source_button = QPushButton("Open as Source Image", self)
+        self.source_button = QPushButton("Open as source image", self)
         self.source_button.setToolTip("Put the picture on the canvas for Image to Image")
         self.cancel_button = QPushButton("Cancel", self)
         for button in (self.use_button, self.source_button, self.cancel_button):

@@ -435,7 +435,8 @@ class GalleryWidget(QWidget):
         )
         self.search_box.textChanged.connect(lambda _text: self._search_timer.start())
         self.search_box.returnPressed.connect(self._apply_search)
-        bar.addWidget(self.search_box, 3)
+        self.search_box.setMaximumWidth(420)
+        bar.addWidget(self.search_box, 1)
 
         self.model_filter = QComboBox(self._toolbar)
         self.model_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
@@ -463,7 +464,7 @@ class GalleryWidget(QWidget):
         self.favourites_button.toggled.connect(self._on_favourites_filter)
         bar.addWidget(self.favourites_button)
 
-        bar.addStretch(1)
+        bar.addStretch(0)
         muted = self.palette()
         color = muted.color(QPalette.ColorRole.WindowText)
         color.setAlpha(150)

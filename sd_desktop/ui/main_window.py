@@ -78,8 +78,8 @@ CANVAS_TAB, GALLERY_TAB = 0, 1
 EMPTY_CANVAS_TEXT = {
     Mode.TXT2IMG: (
         "Your picture appears here",
-        "Type a prompt and press Generate (Ctrl+Enter). To start from a picture "
-        "instead, drop or paste (Ctrl+V) one here.",
+        "Type a prompt and press Generate (Ctrl+Enter).\n"
+        "To start from a picture instead, drop or paste (Ctrl+V) one here.",
     ),
     Mode.IMG2IMG: (
         "Drop the picture to rework here",
@@ -87,7 +87,7 @@ EMPTY_CANVAS_TEXT = {
     ),
     Mode.INPAINT: (
         "Drop the picture to inpaint here",
-        "or paste (Ctrl+V) or open (Ctrl+O) one, then paint over the part to repaint",
+        "or paste (Ctrl+V) or open (Ctrl+O) one,\nthen paint over the part to repaint",
     ),
 }
 
