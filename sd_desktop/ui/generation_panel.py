@@ -608,25 +608,11 @@ class GenerationPanel(QWidget):
                 spin.setValue(number)
 
     def apply_params(self, params: GenerationParams) -> None:
-        """ "Reuse parameters" from a gallery image: everything it records, nothing else
-        (the mode and the batch settings stay as the user has them)."""
-        values: dict[str, Any] = {
-            "prompt": params.prompt,
-            "negative_prompt": params.negative_prompt,
-            "steps": params.steps,
-            "cfg_scale": params.cfg_scale,
-            "seed": params.seed,
-            "width": params.width,
-            "height": params.height,
-            "clip_skip": params.clip_skip,
-        }
-        if params.sampler_id is not None:
-            values["sampler"] = params.sampler_id
-        if params.denoising_strength is not None:
-            values["strength"] = params.denoising_strength
-        if params.mask_blur is not None:
-            values["mask_blur"] = params.mask_blur
-        self.set_values(values)
+        """ "Reuse parameters" from a gallery image or a dropped PNG: everything it records,
+        nothing else (the mode and the batch settings stay as the user has them; an
+        unknown sampler keeps the current one). The request's keyword names are the
+        panel's value keys, so the infotext module's mapping is used as it is."""
+        self.set_values(params.to_request_kwargs())
 
     def build_request(
         self, init_image: Image.Image | None = None, mask: Image.Image | None = None
