@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from factories import TinyModel, build_tiny_sd
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from factories import TinyModel, build_tiny_sd
 from sd_desktop.engine.checkpoint import Checkpoint, describe, open_checkpoint
 from sd_desktop.engine.config import TextEncoderConfig, UNetConfig, VAEConfig
 from sd_desktop.engine.errors import CheckpointError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from factories import SIZES, build_modules
 
+from factories import SIZES, build_modules
 from sd_desktop.engine.config import ModelConfig, UNetConfig
 from sd_desktop.engine.detect import count_parameters, detect_model, shapes_of
 from sd_desktop.engine.errors import CheckpointError, UnsupportedModelError

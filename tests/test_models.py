@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from factories import TinyModel, build_tiny_sd
 from safetensors.torch import load_file
 
+from factories import TinyModel, build_tiny_sd
 from sd_desktop.engine.config import ModelConfig
 from sd_desktop.engine.detect import detect_model, shapes_of
 from sd_desktop.engine.keymap import split_ldm_checkpoint

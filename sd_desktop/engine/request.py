@@ -7,12 +7,12 @@ passed around, so a job can be repeated, saved or shown exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from PIL import Image
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     TXT2IMG = "txt2img"
     IMG2IMG = "img2img"
     INPAINT = "inpaint"
