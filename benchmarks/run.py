@@ -381,12 +381,14 @@ def speed_phase(
     args: argparse.Namespace,
     flops: dict[str, int],
     log: Callable[[str], None],
+    memo: dict[str, Any],
 ) -> tuple[list[Row], dict[str, Any]]:
     dtype = DTYPES[dtype_name]
     d_unet, d_vae, d_text = (m.to(dtype) for m in modules)
     ours = load_model(path, device="cpu", dtype=dtype)
     rows: list[Row] = []
     extra: dict[str, Any] = {}
+    extra["quality"] = quality_against_fp32(ours, dtype_name, args, memo, log)
     g = torch.Generator().manual_seed(0)
     ctx = torch.randn(2, 77, 768, generator=g).to(dtype)
     t = torch.tensor([500.0, 500.0])
@@ -473,6 +475,57 @@ def speed_phase(
         extra["compile"] = measure_compile(path, dtype, ctx, t, args, log)
 
     return rows, extra  # `ours` goes with this frame; the caller collects
+
+
+def quality_against_fp32(
+    ours: Any, dtype_name: str, args: argparse.Namespace, memo: dict[str, Any], log: Callable
+) -> dict[str, float]:
+    """bf16 against fp32 on the full-size networks: one UNet call and a whole image.
+
+    The fp32 phase runs first and leaves its outputs in `memo`; the bf16 phase compares.
+    """
+    import numpy as np
+
+    from sd_desktop.engine.pipeline import generate
+    from sd_desktop.engine.request import GenerationRequest
+
+    g = torch.Generator().manual_seed(123)
+    x = torch.randn(2, 4, 32, 32, generator=g)
+    ctx = torch.randn(2, 77, 768, generator=g)
+    t = torch.tensor([801.0, 801.0])
+    with torch.inference_mode():
+        eps = ours.unet(x.to(ours.dtype), t, ctx.to(ours.dtype)).float()
+    request = GenerationRequest(
+        prompt=PROMPT,
+        width=256,
+        height=256,
+        steps=args.quality_steps,
+        seed=1,
+        sampler="dpmpp_2m_karras",
+    )
+    started = time.perf_counter()
+    image = np.asarray(generate(ours, request).images[0], dtype=np.float32)
+    log(
+        f"  whole 256px image, {args.quality_steps} steps, {dtype_name}: "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    if dtype_name == "fp32":
+        memo["eps"], memo["image"] = eps, image
+        return {}
+    if "image" not in memo:
+        return {}
+    ref_eps, ref_image = memo["eps"], memo["image"]
+    diff = np.abs(image - ref_image)
+    result = {
+        "unet_relative": ((eps - ref_eps).norm() / ref_eps.norm()).item(),
+        "image_mean_abs": float(diff.mean()),
+        "image_max_abs": float(diff.max()),
+        "image_share_over_10": float((diff > 10).mean()),
+        "image_std": float(ref_image.std()),
+        "steps": args.quality_steps,
+    }
+    log(f"  {dtype_name} vs fp32: {result}")
+    return result
 
 
 def measure_compile(
@@ -569,6 +622,17 @@ def render(report: dict[str, Any], rows: list[Row]) -> str:
             "file in the page cache)"
         )
     for dtype_name, extra in report.get("extras", {}).items():
+        q = extra.get("quality")
+        if q:
+            lines += [
+                "",
+                f"{dtype_name} against fp32, full-size random weights: one UNet call (256px) "
+                f"relative difference {q['unet_relative']:.1e}; a whole 256px image "
+                f"({q['steps']} DPM++ 2M Karras steps): mean |difference| "
+                f"{q['image_mean_abs']:.2f}/255, max {q['image_max_abs']:.0f}/255, "
+                f"{100 * q['image_share_over_10']:.1f}% of values off by more than 10 "
+                f"(image std {q['image_std']:.0f})",
+            ]
         if "profile" in extra:
             total = sum(s for _, s in extra["profile"])
             parts = ", ".join(
@@ -663,6 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     args.unet_sizes = [256, 512]
     args.vae_size = 256 if args.quick else 512
     args.compile_sizes = [256] if args.quick else [256, 512]
+    args.quality_steps = 4 if args.quick else 8
     threads = args.threads or configure_threads(reserve_for_ui=False)
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
@@ -727,9 +792,10 @@ def main(argv: list[str] | None = None) -> int:
 
         rows: list[Row] = []
         report["extras"] = {}
+        memo: dict[str, Any] = {}
         for dtype_name in ("fp32", "bf16"):  # fp32 first: diffusers' modules are cast once
             log(f"speed, {dtype_name}")
-            phase_rows, extra = speed_phase(dtype_name, path, modules, args, flops, log)
+            phase_rows, extra = speed_phase(dtype_name, path, modules, args, flops, log, memo)
             rows += phase_rows
             report["extras"][dtype_name] = extra
             gc.collect()

@@ -178,8 +178,10 @@ def test_compile_wrapper_runs_compiled_and_matches(tiny):
         wrapper = optimize.compile_module(loaded.unet, torch.device("cpu"), backend="eager")
         assert wrapper is not None and loaded.unet.forward is wrapper
         got = loaded.unet(x, t, ctx)
+        other_size = loaded.unet(x[..., :8, :8], t, ctx)  # a new image size recompiles
     assert wrapper.active and wrapper.failure is None
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert other_size.shape == (2, 4, 8, 8)
     assert list(loaded.unet.state_dict()) == keys  # still the same module for everyone else
     optimize.uncompile(loaded.unet)
     assert "forward" not in loaded.unet.__dict__

@@ -122,7 +122,9 @@ def compile_module(
         options = {"freezing": True}  # torch.compile takes a mode or options, not both
     eager = module.forward
     try:
-        compiled = torch.compile(eager, backend=backend, mode=mode, options=options)
+        # Static shapes: one graph per image size. Automatic dynamic shapes failed to
+        # lower the channels_last UNet at the second size (torch 2.13).
+        compiled = torch.compile(eager, backend=backend, mode=mode, options=options, dynamic=False)
     except Exception as exc:  # noqa: BLE001 - e.g. an unsupported Python version
         log.warning("Not compiling the %s: %s", name, exc)
         return None
