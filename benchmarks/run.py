@@ -576,12 +576,12 @@ def fmt_s(seconds: float) -> str:
 def render(report: dict[str, Any], rows: list[Row]) -> str:
     peaks = report["peaks"]
     lines = [
-        f"Date: {report['date']}",
-        f"Machine: {report['machine']} ({report['cores']} physical cores, torch threads "
+        f"- Date: {report['date']}",
+        f"- Machine: {report['machine']} ({report['cores']} physical cores, torch threads "
         f"{report['threads']}); CPU flags: {report['flags']}",
-        f"torch {report['torch']}, diffusers {report['diffusers']}; load average at start "
+        f"- torch {report['torch']}, diffusers {report['diffusers']}; load average at start "
         f"{report['load_start']}, at end {report['load_end']}",
-        f"Matmul peak ({report['peak_n']}^3, best of {report['repeats_peak']}): "
+        f"- Matmul peak ({report['peak_n']}^3, best of {report['repeats_peak']}): "
         f"fp32 {peaks['fp32'] / 1e9:.0f} GFLOPS, bf16 {peaks['bf16'] / 1e9:.0f} GFLOPS",
         "",
         "| measurement | dtype | ours min | ours median | diffusers min | diffusers median "
@@ -597,7 +597,7 @@ def render(report: dict[str, Any], rows: list[Row]) -> str:
             f"| {r.what} | {r.dtype} | {fmt_s(r.ours.min)} | {fmt_s(r.ours.median)} | {theirs_min} "
             f"| {theirs_med} | {speedup} | {peak} | {r.note} |"
         )
-    lines += ["", *derived_lines(report, rows)]
+    lines += ["", *(f"- {line}" for line in derived_lines(report, rows))]
     if report.get("loads"):
         lines += [
             "",
@@ -617,10 +617,11 @@ def render(report: dict[str, Any], rows: list[Row]) -> str:
                 f"| {over / 2**30:.2f} GiB "
                 f"| {item['model_bytes'] / 2**30:.2f} GiB | {over / item['model_bytes']:.2f}x |"
             )
-        lines.append(
-            f"(file: {report['file_bytes'] / 2**30:.2f} GiB, fresh process per load, "
-            "file in the page cache)"
-        )
+        lines += [
+            "",
+            f"File: {report['file_bytes'] / 2**30:.2f} GiB; a fresh process per load; "
+            "the file in the page cache.",
+        ]
     for dtype_name, extra in report.get("extras", {}).items():
         q = extra.get("quality")
         if q:
