@@ -627,7 +627,7 @@ def render(report: dict[str, Any], rows: list[Row]) -> str:
         if q:
             lines += [
                 "",
-                f"{dtype_name} against fp32, full-size random weights: one UNet call (256px) "
+                f"- {dtype_name} against fp32, full-size random weights: one UNet call (256px) "
                 f"relative difference {q['unet_relative']:.1e}; a whole 256px image "
                 f"({q['steps']} DPM++ 2M Karras steps): mean |difference| "
                 f"{q['image_mean_abs']:.2f}/255, max {q['image_max_abs']:.0f}/255, "
@@ -641,13 +641,13 @@ def render(report: dict[str, Any], rows: list[Row]) -> str:
             )
             lines += [
                 "",
-                f"Where an ours {dtype_name} UNet step at {extra['profile_px']}px goes "
+                f"- Where an ours {dtype_name} UNet step at {extra['profile_px']}px goes "
                 f"(profiler, self time): {parts}",
             ]
         if "compile" in extra:
             for px, c in extra["compile"].items():
                 lines.append(
-                    f"torch.compile ({dtype_name}, {px}px): first call {c['first_call']:.0f} s, "
+                    f"- torch.compile ({dtype_name}, {px}px): first call {c['first_call']:.0f} s, "
                     f"then {fmt_s(c['compiled_min'])} vs eager {fmt_s(c['eager_min'])} "
                     f"({c['eager_min'] / c['compiled_min']:.2f}x)"
                     + (f"; failed: {c['failure']}" if c["failure"] else "")
