@@ -1,7 +1,7 @@
 """Seconds per image: our engine against diffusers on full-size SD 1.5 networks.
 
-    python benchmarks/run.py                 # full run (~15 min on 2 cores)
-    python benchmarks/run.py --quick         # fewer sizes and repeats (~5 min)
+    python benchmarks/run.py                 # full run (~8-10 min on 2 cores)
+    python benchmarks/run.py --quick         # fewer sizes and repeats (~3.5 min)
     python benchmarks/run.py --repeats 5 --json results.json --compile
 
 No model hub is reachable, so the networks are built with diffusers' SD 1.5
@@ -703,7 +703,7 @@ def load_average() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (~5 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (~3.5 min)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure")
     parser.add_argument("--workdir", type=Path, default=None, help="where the 2 GB file goes")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
