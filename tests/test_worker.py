@@ -138,6 +138,7 @@ def test_preview_schedule() -> None:
 def test_torch_threads_leave_a_core_on_bigger_machines() -> None:
     assert default_torch_threads(1) == 1
     assert default_torch_threads(2) == 2
+    assert default_torch_threads(4) == 4
     assert default_torch_threads(8) == 7
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 # Below this many physical cores no core is held back for the UI.
 RESERVE_FROM_CORES = 6
 
@@ -58,6 +56,8 @@ def configure_threads(reserve_for_ui: bool = True, cores: int | None = None) -> 
 
     Call once from the thread that will run the model, before the first model call.
     """
+    import torch  # here, so the policy above can be read without paying torch's import
+
     threads = compute_threads(physical_cores() if cores is None else cores, reserve_for_ui)
     torch.set_num_threads(threads)
     return threads

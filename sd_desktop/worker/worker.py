@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
-import os
 import threading
 import traceback
 from collections import deque
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from sd_desktop.engine.threads import compute_threads, physical_cores
 from sd_desktop.infotext import GenerationParams
 from sd_desktop.worker.images import batch_to_qimage, pil_to_qimage
 from sd_desktop.worker.jobs import Job, LoadModel, ModelInfo, PreviewMode, expand_batch_count
@@ -40,10 +40,10 @@ NO_MODEL_MESSAGE = "No model is loaded: choose one in the model list (or File > 
 
 
 def default_torch_threads(cpu_count: int | None = None) -> int:
-    """Leave one core to the UI and the OS on machines with more than two; on one or two
-    cores every core is needed for speed and the GIL hand-off keeps the UI alive."""
-    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    return cores - 1 if cores > 2 else max(1, cores)
+    """The engine's policy (engine/threads.py, measured there): every physical core
+    computes on small machines, one is left to the UI from six cores up."""
+    cores = physical_cores() if cpu_count is None else cpu_count
+    return compute_threads(cores, reserve_for_ui=True)
 
 
 def short_error(exc: BaseException) -> str:
