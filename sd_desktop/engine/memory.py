@@ -9,7 +9,6 @@ heap once after loading hands them back.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 
@@ -17,11 +16,11 @@ def trim_heap() -> bool:
     """Return freed heap memory to the OS (glibc's malloc_trim); False where unavailable."""
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
+    # The process's own symbols include libc's. Not ctypes.util.find_library: it runs
+    # ldconfig in a subprocess, and forking a process that holds a model (gigabytes of page
+    # tables) keeps the GIL long enough to freeze the UI thread.
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)
         return bool(libc.malloc_trim(0))
     except (OSError, AttributeError):
         return False

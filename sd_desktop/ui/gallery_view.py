@@ -8,9 +8,11 @@ what "reuse parameters" or "send to inpaint" means.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -922,6 +924,7 @@ class GalleryWidget(QWidget):
         mime.setImageData(image)
         mime.setUrls([QUrl.fromLocalFile(str(item.path))])
         QGuiApplication.clipboard().setMimeData(mime)
+        _hand_clipboard_to_qt_at_exit()
 
     def _open_folder(self) -> None:
         if item := self._target():
@@ -965,3 +968,26 @@ class GalleryWidget(QWidget):
                 f"\n({len(failures) - 1} more could not be deleted.)" if len(failures) > 1 else ""
             )
             QMessageBox.warning(self, "Move to Trash", failures[0] + more)
+
+
+def _clipboard_to_qt() -> None:
+    """Swap a Python-made QMimeData on the clipboard for one Qt makes itself.
+
+    Qt destroys the clipboard's contents in its own exit handlers, after Python has
+    finalised; destroying a Python-wrapped object then crashes the process. The picture
+    stays on the clipboard (for a clipboard manager); only the file URL is dropped.
+    """
+    app = QGuiApplication.instance()
+    if app is None:
+        return
+    clipboard = QGuiApplication.clipboard()
+    image = clipboard.image()
+    if image.isNull():
+        clipboard.clear()
+    else:
+        clipboard.setImage(image)
+
+
+@cache
+def _hand_clipboard_to_qt_at_exit() -> None:
+    atexit.register(_clipboard_to_qt)
