@@ -46,12 +46,12 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sd_desktop.engine.config import UNetConfig, VAEConfig  # noqa: E402
-from sd_desktop.engine.keymap import diffusers_to_ldm_checkpoint  # noqa: E402
+from sd_desktop.engine.checkpoints.keymap import diffusers_to_ldm_checkpoint  # noqa: E402
 from sd_desktop.engine.model import load_model  # noqa: E402
+from sd_desktop.engine.networks.config import UNetConfig, VAEConfig  # noqa: E402
+from sd_desktop.engine.networks.unet import UNetModel  # noqa: E402
+from sd_desktop.engine.networks.vae import AutoencoderKL  # noqa: E402
 from sd_desktop.engine.threads import configure_threads  # noqa: E402
-from sd_desktop.engine.unet import UNetModel  # noqa: E402
-from sd_desktop.engine.vae import AutoencoderKL  # noqa: E402
 
 TOKENIZER_FILES = REPO / "resources" / "clip_tokenizer"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

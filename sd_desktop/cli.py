@@ -27,7 +27,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine.samplers import SAMPLERS
+    from .engine.sampling.samplers import SAMPLERS
 
     p = _OneLineParser(
         prog="sd-desktop generate",

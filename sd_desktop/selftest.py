@@ -35,7 +35,12 @@ class SelfTestError(Exception):
 
 def tiny_configs():
     """A ModelConfig shaped like SD 1.x but a few MB big (widths 32-64, 8x VAE)."""
-    from sd_desktop.engine.config import ModelConfig, TextEncoderConfig, UNetConfig, VAEConfig
+    from sd_desktop.engine.networks.config import (
+        ModelConfig,
+        TextEncoderConfig,
+        UNetConfig,
+        VAEConfig,
+    )
 
     return ModelConfig(
         family="sd1",
@@ -77,10 +82,10 @@ def write_tiny_model(path: Path, seed: int = 20240601) -> Path:
     from safetensors.torch import save_file
     from transformers import CLIPTextModel
 
-    from sd_desktop.engine.keymap import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
-    from sd_desktop.engine.text_encoder import clip_text_config
-    from sd_desktop.engine.unet import UNetModel
-    from sd_desktop.engine.vae import AutoencoderKL
+    from sd_desktop.engine.checkpoints.keymap import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
+    from sd_desktop.engine.networks.text_encoder import clip_text_config
+    from sd_desktop.engine.networks.unet import UNetModel
+    from sd_desktop.engine.networks.vae import AutoencoderKL
 
     config = tiny_configs()
     generator = torch.Generator().manual_seed(seed)

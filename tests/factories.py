@@ -31,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from sd_desktop.engine.keymap import diffusers_to_ldm_checkpoint  # noqa: E402
+from sd_desktop.engine.checkpoints.keymap import diffusers_to_ldm_checkpoint  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKENIZER_SOURCE = REPO_ROOT / "resources" / "clip_tokenizer"

@@ -23,17 +23,17 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from factories import TinyModel, build_tiny_sd
-from sd_desktop.engine.checkpoint import Checkpoint, describe, open_checkpoint
-from sd_desktop.engine.config import TextEncoderConfig, UNetConfig, VAEConfig
-from sd_desktop.engine.errors import CheckpointError
-from sd_desktop.engine.keymap import split_ldm_checkpoint
-from sd_desktop.engine.lazy_weights import (
+from sd_desktop.engine.checkpoints.checkpoint import Checkpoint, describe, open_checkpoint
+from sd_desktop.engine.checkpoints.keymap import split_ldm_checkpoint
+from sd_desktop.engine.checkpoints.lazy_weights import (
     LazyStateDict,
     load_weights,
     materialize,
     pickle_refs,
     safetensors_refs,
 )
+from sd_desktop.engine.errors import CheckpointError
+from sd_desktop.engine.networks.config import TextEncoderConfig, UNetConfig, VAEConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("unet", "vae", "text")
@@ -282,8 +282,8 @@ def test_materialize_converts_once_and_owns_its_memory(tiny: TinyModel, tmp_path
 
 
 def test_load_weights_into_meta_modules(tiny: TinyModel) -> None:
-    from sd_desktop.engine.unet import UNetModel
-    from sd_desktop.engine.vae import AutoencoderKL
+    from sd_desktop.engine.networks.unet import UNetModel
+    from sd_desktop.engine.networks.vae import AutoencoderKL
 
     ckpt = open_checkpoint(tiny.single_file_as(torch.float16))
     with torch.device("meta"):
@@ -303,7 +303,7 @@ def test_load_weights_reports_shape_mismatch(tiny: TinyModel) -> None:
     ckpt = open_checkpoint(tiny.single_file)
     state = dict(ckpt.component_state_dict("vae"))
     state["decoder.conv_out.weight"] = torch.zeros(5, 5, 3, 3)
-    from sd_desktop.engine.vae import AutoencoderKL
+    from sd_desktop.engine.networks.vae import AutoencoderKL
 
     with torch.device("meta"):
         vae = AutoencoderKL(ckpt.config.vae)
@@ -318,8 +318,8 @@ _MEASURE = textwrap.dedent(
     """
     import json, sys, torch
     from pathlib import Path
-    from sd_desktop.engine.checkpoint import open_checkpoint
-    from sd_desktop.engine.lazy_weights import materialize
+    from sd_desktop.engine.checkpoints.checkpoint import open_checkpoint
+    from sd_desktop.engine.checkpoints.lazy_weights import materialize
 
     def status(field):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -344,9 +344,9 @@ def sd_shaped_file(
     path: Path, unet: UNetConfig, vae: VAEConfig, text: TextEncoderConfig, dtype: str
 ) -> Path:
     """An LDM single file with SD 1.x structure and zero weights, written as a sparse file."""
-    from sd_desktop.engine.detect import expected_text_shapes
-    from sd_desktop.engine.unet import UNetModel
-    from sd_desktop.engine.vae import AutoencoderKL
+    from sd_desktop.engine.checkpoints.detect import expected_text_shapes
+    from sd_desktop.engine.networks.unet import UNetModel
+    from sd_desktop.engine.networks.vae import AutoencoderKL
 
     with torch.device("meta"):
         unet_module = UNetModel(unet)

@@ -13,17 +13,17 @@ import pytest
 import torch
 from transformers import CLIPTextModel
 
-from sd_desktop.engine.conditioning import (
+from sd_desktop.engine.errors import CheckpointError, InvalidRequestError
+from sd_desktop.engine.networks.config import TextEncoderConfig
+from sd_desktop.engine.networks.text_encoder import clip_text_config, load_text_model
+from sd_desktop.engine.text.conditioning import (
     CHUNK_TOKENS,
     MAX_CHUNKS,
     TextConditioner,
     chunk_prompt,
     empty_chunk,
 )
-from sd_desktop.engine.config import TextEncoderConfig
-from sd_desktop.engine.errors import CheckpointError, InvalidRequestError
-from sd_desktop.engine.text_encoder import clip_text_config, load_text_model
-from sd_desktop.engine.tokenizer import load_tokenizer
+from sd_desktop.engine.text.tokenizer import load_tokenizer
 
 CONFIG = TextEncoderConfig(hidden_size=32, num_layers=3, num_heads=2, intermediate_size=64)
 # One-token words (checked below), so token counts follow word counts.

@@ -6,10 +6,8 @@ import pytest
 import torch
 
 from factories import SIZES, build_modules
-from sd_desktop.engine.config import ModelConfig, UNetConfig
-from sd_desktop.engine.detect import count_parameters, detect_model, shapes_of
-from sd_desktop.engine.errors import CheckpointError, UnsupportedModelError
-from sd_desktop.engine.keymap import (
+from sd_desktop.engine.checkpoints.detect import count_parameters, detect_model, shapes_of
+from sd_desktop.engine.checkpoints.keymap import (
     TEXT_PREFIX,
     UNET_PREFIX,
     VAE_PREFIX,
@@ -19,8 +17,10 @@ from sd_desktop.engine.keymap import (
     unet_diffusers_to_ldm,
     vae_diffusers_to_ldm,
 )
-from sd_desktop.engine.unet import UNetModel
-from sd_desktop.engine.vae import AutoencoderKL
+from sd_desktop.engine.errors import CheckpointError, UnsupportedModelError
+from sd_desktop.engine.networks.config import ModelConfig, UNetConfig
+from sd_desktop.engine.networks.unet import UNetModel
+from sd_desktop.engine.networks.vae import AutoencoderKL
 
 Shapes = dict[str, tuple[int, ...]]
 

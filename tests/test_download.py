@@ -14,7 +14,7 @@ import pytest
 from fake_hub import COMMIT, FakeHub
 
 from factories import build_tiny_sd
-from sd_desktop.engine.checkpoint import describe, open_checkpoint
+from sd_desktop.engine.checkpoints.checkpoint import describe, open_checkpoint
 from sd_desktop.library.catalog import CatalogEntry
 from sd_desktop.library.download import DownloadProgress, ModelDownloader
 from sd_desktop.library.errors import DownloadCancelled, DownloadError, OfflineError

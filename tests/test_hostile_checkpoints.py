@@ -16,10 +16,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from sd_desktop.engine.checkpoint import describe, open_checkpoint
+from sd_desktop.engine.checkpoints.checkpoint import describe, open_checkpoint
+from sd_desktop.engine.checkpoints.lazy_weights import LazyStateDict, safetensors_refs
+from sd_desktop.engine.checkpoints.safetensors_header import read_header
 from sd_desktop.engine.errors import CheckpointError, UnsupportedModelError
-from sd_desktop.engine.lazy_weights import LazyStateDict, safetensors_refs
-from sd_desktop.engine.safetensors_header import read_header
 
 _SIZES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}
 

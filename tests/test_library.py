@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from factories import build_tiny_sd
-from sd_desktop.engine.checkpoint import open_checkpoint
+from sd_desktop.engine.checkpoints.checkpoint import open_checkpoint
 from sd_desktop.library.catalog import CatalogEntry, load_catalog
 from sd_desktop.library.errors import LibraryError
 from sd_desktop.library.hashes import HashCache

@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 
 from factories import TinyModel, build_tiny_sd
-from sd_desktop.engine.config import ModelConfig
-from sd_desktop.engine.detect import detect_model, shapes_of
-from sd_desktop.engine.keymap import split_ldm_checkpoint
-from sd_desktop.engine.unet import UNetModel, timestep_embedding
-from sd_desktop.engine.vae import AutoencoderKL
+from sd_desktop.engine.checkpoints.detect import detect_model, shapes_of
+from sd_desktop.engine.checkpoints.keymap import split_ldm_checkpoint
+from sd_desktop.engine.networks.config import ModelConfig
+from sd_desktop.engine.networks.unet import UNetModel, timestep_embedding
+from sd_desktop.engine.networks.vae import AutoencoderKL
 
 TOL = 1e-4
 COMBOS = [("txt2img", "small"), ("txt2img", "medium"), ("inpaint", "small"), ("inpaint", "medium")]

@@ -17,13 +17,13 @@ from torch import nn
 from factories import build_tiny_sd
 from sd_desktop.engine import devices, optimize, threads
 from sd_desktop.engine import model as model_module
-from sd_desktop.engine.config import VAEConfig
 from sd_desktop.engine.errors import InvalidRequestError
 from sd_desktop.engine.model import TILE_SIZE, TILE_THRESHOLD, decode_tiled, load_model
+from sd_desktop.engine.networks.config import VAEConfig
+from sd_desktop.engine.networks.vae import AutoencoderKL
 from sd_desktop.engine.offload import SEQUENTIAL_BELOW_BYTES, SequentialOffloader, choose_offload
 from sd_desktop.engine.pipeline import generate
 from sd_desktop.engine.request import GenerationRequest
-from sd_desktop.engine.vae import AutoencoderKL
 
 GiB = 1024**3
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sd_desktop.engine.errors import InvalidRequestError
-from sd_desktop.engine.prompt_parser import BREAK_MARKER, is_break, parse_prompt_attention
+from sd_desktop.engine.text.prompt_parser import BREAK_MARKER, is_break, parse_prompt_attention
 
 UP = 1.1
 DOWN = 1 / 1.1

@@ -23,8 +23,14 @@ from diffusers import (
 )
 
 from sd_desktop.engine.errors import InvalidRequestError
-from sd_desktop.engine.samplers import SAMPLERS, SAMPLERS_BY_NAME, StepInfo, get_sampler, sample
-from sd_desktop.engine.schedules import SD1_SCHEDULE, SigmaGrid
+from sd_desktop.engine.sampling.samplers import (
+    SAMPLERS,
+    SAMPLERS_BY_NAME,
+    StepInfo,
+    get_sampler,
+    sample,
+)
+from sd_desktop.engine.sampling.schedules import SD1_SCHEDULE, SigmaGrid
 
 # diffusers' schedulers trip numpy 2's __array__ copy deprecation; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers")

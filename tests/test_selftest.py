@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sd_desktop.engine.checkpoint import describe
+from sd_desktop.engine.checkpoints.checkpoint import describe
 from sd_desktop.install_desktop import ICON_SIZES, desktop_entry, install, quote_exec_arg, uninstall
 from sd_desktop.platform_check import qt_platform_problem, uses_xcb
 from sd_desktop.selftest import SelfTestError, check_image, write_tiny_model

@@ -11,7 +11,7 @@ import pytest
 
 from sd_desktop import resources
 from sd_desktop.engine.errors import EngineError
-from sd_desktop.engine.tokenizer import BOS_ID, EOS_ID, load_tokenizer
+from sd_desktop.engine.text.tokenizer import BOS_ID, EOS_ID, load_tokenizer
 from sd_desktop.resources import MissingResourceError, resource_path
 
 REPO = Path(__file__).resolve().parents[1]

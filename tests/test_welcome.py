@@ -150,7 +150,7 @@ def test_model_manager_lists_hashes_and_manages_folders(
         dialog.table.topLevelItem(i).text(0): dialog.table.topLevelItem(i)
         for i in range(dialog.table.topLevelItemCount())
     }
-    from sd_desktop.engine.checkpoint import open_checkpoint
+    from sd_desktop.engine.checkpoints.checkpoint import open_checkpoint
 
     expected = open_checkpoint(library.models_folder / "base.safetensors").short_hash()
     qtbot.waitUntil(lambda: rows["base"].text(3) == expected, timeout=10_000)

@@ -16,20 +16,20 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, open_checkpoint
-from .conditioning import TextConditioner
-from .config import ModelConfig
+from .checkpoints.checkpoint import Checkpoint, open_checkpoint
+from .checkpoints.lazy_weights import load_weights, materialize
 from .devices import DTYPE_NAMES, resolve_device, resolve_dtype, resolve_vae_dtype
 from .image_ops import tile_ranges
-from .lazy_weights import load_weights, materialize
 from .memory import trim_heap
+from .networks.config import ModelConfig
+from .networks.text_encoder import load_text_model
+from .networks.unet import UNetModel
+from .networks.vae import AutoencoderKL
 from .offload import SequentialOffloader, choose_offload
 from .optimize import CompiledForward, compile_module, prefers_channels_last, to_channels_last
 from .previews import LATENT_FORMATS, LatentFormat, images_to_uint8, latents_to_rgb_fast
-from .text_encoder import load_text_model
-from .tokenizer import shared_tokenizer
-from .unet import UNetModel
-from .vae import AutoencoderKL
+from .text.conditioning import TextConditioner
+from .text.tokenizer import shared_tokenizer
 
 LoadProgress = Callable[[float, str], None]
 

@@ -20,7 +20,7 @@ from .errors import CancelledError, InvalidRequestError
 from .image_ops import binarize, check_size, composite_unmasked, image_to_tensor, mask_to_array
 from .model import StableDiffusionModel
 from .request import GenerationRequest, Mode
-from .samplers import SAMPLERS, StepInfo, sample
+from .sampling.samplers import SAMPLERS, StepInfo, sample
 
 MAX_SEED = 2**32 - 1
 MAX_STEPS = 500

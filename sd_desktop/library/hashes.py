@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from sd_desktop.engine.checkpoint import SHORT_HASH_LENGTH
-from sd_desktop.engine.diffusers_folder import folder_weights, is_diffusers_folder
+from sd_desktop.engine.checkpoints.checkpoint import SHORT_HASH_LENGTH
+from sd_desktop.engine.checkpoints.diffusers_folder import folder_weights, is_diffusers_folder
 from sd_desktop.engine.errors import EngineError
 
 from .errors import Cancelled, LibraryError

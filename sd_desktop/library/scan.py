@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sd_desktop.engine.checkpoint import CheckpointInfo, describe
+from sd_desktop.engine.checkpoints.checkpoint import CheckpointInfo, describe
 from sd_desktop.engine.errors import EngineError
 
 from .paths import STAGING_FOLDER_NAME

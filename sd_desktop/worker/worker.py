@@ -335,7 +335,7 @@ class Worker(QObject):
 
     def _run_load(self, task: LoadModel) -> Callable[[], None]:
         """Load a model; returns the final signal to send (model_loaded or model_failed)."""
-        from sd_desktop.engine.checkpoint import describe
+        from sd_desktop.engine.checkpoints.checkpoint import describe
         from sd_desktop.engine.errors import EngineError
         from sd_desktop.engine.model import load_model
 

@@ -14,20 +14,20 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from sd_desktop.engine.config import (
-    ModelConfig,
-    TextEncoderConfig,
-    UNetConfig,
-    VAEConfig,
-    clip_heads_for_width,
-)
-from sd_desktop.engine.errors import CheckpointError, UnsupportedModelError
-from sd_desktop.engine.keymap import (
+from sd_desktop.engine.checkpoints.keymap import (
     TEXT_PREFIX,
     UNET_PREFIX,
     VAE_IGNORED_PREFIX,
     VAE_PREFIX,
     text_key_prefix,
+)
+from sd_desktop.engine.errors import CheckpointError, UnsupportedModelError
+from sd_desktop.engine.networks.config import (
+    ModelConfig,
+    TextEncoderConfig,
+    UNetConfig,
+    VAEConfig,
+    clip_heads_for_width,
 )
 
 Shapes = Mapping[str, tuple[int, ...]]
@@ -285,8 +285,8 @@ def _compare(
 def verify_shapes(shapes: Shapes, cfg: ModelConfig) -> None:
     """Raise CheckpointError unless every weight of the three networks is present with the
     right shape, so loading afterwards cannot fail half way."""
-    from sd_desktop.engine.unet import UNetModel
-    from sd_desktop.engine.vae import AutoencoderKL
+    from sd_desktop.engine.networks.unet import UNetModel
+    from sd_desktop.engine.networks.vae import AutoencoderKL
 
     with torch.device("meta"):
         unet = UNetModel(cfg.unet)

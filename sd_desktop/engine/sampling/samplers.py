@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from sd_desktop.engine.errors import InvalidRequestError
-from sd_desktop.engine.schedules import (
+from sd_desktop.engine.sampling.schedules import (
     SD1_SCHEDULE,
     Grid,
     NoiseSchedule,

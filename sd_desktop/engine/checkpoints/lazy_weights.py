@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .pickle_checkpoint import load_pickle_tensors
 from .safetensors_header import TensorEntry, read_header, read_tensor
 

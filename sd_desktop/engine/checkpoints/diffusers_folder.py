@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, UnsupportedModelError
+from ..errors import CheckpointError, UnsupportedModelError
 from .lazy_weights import TensorRef, pickle_refs, safetensors_refs
 
 MODEL_INDEX = "model_index.json"

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import torch
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from sd_desktop.engine.config import TextEncoderConfig
 from sd_desktop.engine.errors import CheckpointError
+from sd_desktop.engine.networks.config import TextEncoderConfig
 
 # Older transformers nest the tower under `text_model`; checkpoints may or may not.
 PREFIX = "text_model."

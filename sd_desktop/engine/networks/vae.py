@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sd_desktop.engine.config import VAEConfig
+from sd_desktop.engine.networks.config import VAEConfig
 
 _NORM_EPS = 1e-6
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 # Real headers are a few hundred KB (SD 1.5 with EMA, SDXL: under 1 MB). The cap also
 # bounds what json.loads may allocate for a hostile header (roughly 20x its size).

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sd_desktop.engine.config import UNetConfig
+from sd_desktop.engine.networks.config import UNetConfig
 
 _RES_NORM_EPS = 1e-5
 _ATTN_NORM_EPS = 1e-6

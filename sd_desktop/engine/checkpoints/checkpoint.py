@@ -20,10 +20,10 @@ from typing import Literal
 
 import torch
 
-from .config import ModelConfig
+from ..errors import CheckpointError, UnsupportedModelError
+from ..networks.config import ModelConfig
 from .detect import detect_model
 from .diffusers_folder import ComponentWeights, folder_weights, is_diffusers_folder
-from .errors import CheckpointError, UnsupportedModelError
 from .keymap import (
     TEXT_PREFIX,
     UNET_PREFIX,

@@ -15,8 +15,8 @@ import torch
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from sd_desktop.engine.errors import InvalidRequestError
-from sd_desktop.engine.prompt_parser import is_break, parse_prompt_attention
-from sd_desktop.engine.text_encoder import text_transformer
+from sd_desktop.engine.networks.text_encoder import text_transformer
+from sd_desktop.engine.text.prompt_parser import is_break, parse_prompt_attention
 
 CHUNK_TOKENS = 75  # text tokens per chunk; BOS and EOS make it the 77 CLIP sees
 # When a chunk fills up and a comma lies within this many tokens of its end, the

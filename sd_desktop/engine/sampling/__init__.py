@@ -1,0 +1,1 @@
+"""Noise to latents: noise schedules and one small function per sampler."""
