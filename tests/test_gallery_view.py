@@ -365,6 +365,45 @@ def test_rebuild_runs_off_the_ui_thread_while_the_ui_keeps_ticking(
     store.close()
 
 
+def test_views_paint_safely_after_shutdown_and_store_close(
+    qtbot, store: GalleryStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The window closes the store after the gallery shuts down; a paint arriving in
+    between (pending events at exit) must not query the closed store."""
+    gallery = GalleryWidget(
+        store, thumbnails=ThumbnailCache(tmp_path / "thumbs", size=64), page_size=PAGE
+    )
+    qtbot.addWidget(gallery)
+    strip = gallery.create_strip()
+    qtbot.addWidget(strip)
+    gallery.resize(900, 600)
+    gallery.show()
+    strip.show()
+    qtbot.waitExposed(gallery)
+    assert gallery.model.rowCount() == COUNT and strip.gallery_model().rowCount() == COUNT
+    gallery.shutdown()
+    store.close()
+    # Exceptions raised inside these paints would fail the test (pytest-qt catches them).
+    gallery.grid.viewport().repaint()
+    strip.viewport().repaint()
+    QApplication.processEvents()
+    assert gallery.model.rowCount() == 0 and strip.gallery_model().rowCount() == 0
+
+
+def test_model_over_a_closed_store_answers_empty_rows(
+    qapp, store: GalleryStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    loader = ThumbnailLoader(ThumbnailCache(tmp_path / "thumbs"))
+    model = GalleryModel(store, loader, page_size=PAGE)
+    assert model.rowCount() == COUNT
+    store.close()
+    # Rows not read yet cannot be read any more: empty, not an exception in a paint.
+    assert model.data(model.index(0), ItemRole) is None
+    model.reload()
+    assert model.rowCount() == 0
+    loader.shutdown()
+
+
 def test_shutdown_stops_a_running_sync(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "g"
     (folder / "d").mkdir(parents=True)

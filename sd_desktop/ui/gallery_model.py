@@ -6,6 +6,7 @@ rows are read from the index a page at a time, only when a view asks for them.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from html import escape
@@ -22,7 +23,7 @@ from PySide6.QtCore import (
     Slot,
 )
 
-from sd_desktop.gallery import GalleryItem, GalleryStore
+from sd_desktop.gallery import GalleryError, GalleryItem, GalleryStore
 from sd_desktop.ui.gallery_thumbs import ThumbnailLoader
 
 ItemRole = Qt.ItemDataRole.UserRole + 1
@@ -69,6 +70,7 @@ class GalleryModel(QAbstractListModel):
         self._rows_by_path: dict[str, int] = {}
         self.pages_read = 0
         """How many pages were read from the index since the last reload (lazy loading)."""
+        self._detached = False
         loader.thumbnail_ready.connect(self._on_thumbnail_ready)
         self._total = self._count()
 
@@ -84,7 +86,17 @@ class GalleryModel(QAbstractListModel):
 
     def set_store(self, store: GalleryStore) -> None:
         self._store = store
+        self._detached = False
         self.reload()
+
+    def detach(self) -> None:
+        """Show nothing and stop reading the store, before it closes: views may still
+        paint while the window is torn down, and a closed store must not be asked."""
+        self.beginResetModel()
+        self._detached = True
+        self._drop_pages()
+        self._total = 0
+        self.endResetModel()
 
     def set_filter(self, gallery_filter: GalleryFilter) -> None:
         if gallery_filter != self._filter:
@@ -105,10 +117,15 @@ class GalleryModel(QAbstractListModel):
         self.endResetModel()
 
     def _count(self) -> int:
+        if self._detached:
+            return 0
         f = self._filter
-        return self._store.count(
-            text=f.text or None, model=f.model, favourites_only=f.favourites_only
-        )
+        try:
+            return self._store.count(
+                text=f.text or None, model=f.model, favourites_only=f.favourites_only
+            )
+        except (GalleryError, sqlite3.Error):
+            return 0
 
     def _drop_pages(self) -> None:
         self._pages.clear()
@@ -128,15 +145,22 @@ class GalleryModel(QAbstractListModel):
         return page[offset] if offset < len(page) else None
 
     def _read_page(self, number: int) -> list[GalleryItem]:
+        """Rows of one page; empty when the store cannot answer (closed or failing),
+        since this runs inside paint events where an exception helps nobody."""
+        if self._detached:
+            return []
         f = self._filter
-        page = self._store.query(
-            text=f.text or None,
-            model=f.model,
-            favourites_only=f.favourites_only,
-            sort=f.sort,
-            limit=self._page_size,
-            offset=number * self._page_size,
-        )
+        try:
+            page = self._store.query(
+                text=f.text or None,
+                model=f.model,
+                favourites_only=f.favourites_only,
+                sort=f.sort,
+                limit=self._page_size,
+                offset=number * self._page_size,
+            )
+        except (GalleryError, sqlite3.Error):
+            return []
         self.pages_read += 1
         self._pages[number] = page
         first = number * self._page_size

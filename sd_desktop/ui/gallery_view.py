@@ -782,6 +782,10 @@ class GalleryWidget(QWidget):
             thread.join(10.0)
         self._old_threads.clear()
         self.loader.shutdown()
+        # The store closes next; views painting during teardown must not query it.
+        self.model.detach()
+        for strip in self._strips:
+            strip.gallery_model().detach()
 
     # ------------------------------------------------------------------ filters
 
