@@ -45,6 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # factories: the tiny-model and folder writers
 
 from sd_desktop.engine.checkpoints.keymap import diffusers_to_ldm_checkpoint  # noqa: E402
 from sd_desktop.engine.model import load_model  # noqa: E402
@@ -53,7 +54,6 @@ from sd_desktop.engine.networks.unet import UNetModel  # noqa: E402
 from sd_desktop.engine.networks.vae import AutoencoderKL  # noqa: E402
 from sd_desktop.engine.threads import configure_threads  # noqa: E402
 
-TOKENIZER_FILES = REPO / "resources" / "clip_tokenizer"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PROMPT = "a lighthouse on a cliff at dusk, oil painting, dramatic light"
 WHOLE_IMAGE_STEPS = 20
@@ -96,16 +96,6 @@ CLIP_L: dict[str, Any] = {
     "eos_token_id": 49407,
     "pad_token_id": 1,
     "projection_dim": 768,
-}
-SCHEDULER = {
-    "_class_name": "PNDMScheduler",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
 }
 
 
@@ -268,31 +258,12 @@ def write_single_file(unet: Any, vae: Any, text: Any, path: Path) -> None:
 def write_config_folder(unet: Any, vae: Any, text: Any, folder: Path) -> None:
     """The configs (no weights) diffusers' from_single_file needs to build the pipeline
     offline: what `config=` points at instead of a hub repository."""
-    import diffusers
+    from factories import write_pipeline_files
 
-    folder.mkdir(parents=True, exist_ok=True)
-    index = {
-        "_class_name": "StableDiffusionPipeline",
-        "_diffusers_version": diffusers.__version__,
-        "feature_extractor": [None, None],
-        "requires_safety_checker": False,
-        "safety_checker": [None, None],
-        "scheduler": ["diffusers", "PNDMScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    write_pipeline_files(folder)
     unet.save_config(folder / "unet")
     vae.save_config(folder / "vae")
     text.config.save_pretrained(folder / "text_encoder")
-    (folder / "scheduler").mkdir(exist_ok=True)
-    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULER, indent=2))
-    shutil.copytree(TOKENIZER_FILES, folder / "tokenizer", dirs_exist_ok=True)
-    special = {k: "<|endoftext|>" for k in ("eos_token", "pad_token", "unk_token")}
-    special["bos_token"] = "<|startoftext|>"
-    (folder / "tokenizer" / "special_tokens_map.json").write_text(json.dumps(special))
 
 
 # --- load time and peak memory (child processes) --------------------------------------

@@ -7,13 +7,13 @@ Defaults reproduce diffusers (no mask blur, nothing pasted back); the options
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from .atomic_files import atomic_output
 from .engine.errors import EngineError, InvalidRequestError
 
 MAX_INPUT_PIXELS = 8192 * 8192
@@ -96,12 +96,8 @@ def save_png(image: Image.Image, path: Path, request, model) -> None:
     params = GenerationParams.from_request(
         request, seed=request.seed, model=model.name, model_hash=model.short_hash
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write_png(image, tmp, params)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path, suffix=".png") as handle:
+        write_png(image, handle, params)
 
 
 def run_generate(argv: list[str]) -> int:

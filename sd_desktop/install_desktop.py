@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sd_desktop.atomic_files import write_bytes_atomic, write_text_atomic
 from sd_desktop.resources import resource_path
 
 APP_ID = "sd-desktop"
@@ -84,14 +85,11 @@ def install(home: Path | None = None, command: list[str] | None = None) -> list[
     home = home or data_home()
     written = []
     for dest, source in _targets(home).items():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
         if dest.suffix == ".desktop":
-            tmp.write_text(desktop_entry(command or launch_command()), encoding="utf-8")
-            tmp.chmod(0o755)  # some file managers only run "trusted" executable entries
+            write_text_atomic(dest, desktop_entry(command or launch_command()), durable=False)
+            dest.chmod(0o755)  # some file managers only run "trusted" executable entries
         else:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
+            write_bytes_atomic(dest, source.read_bytes(), durable=False)
         written.append(dest)
     _refresh_caches(home)
     return written

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sd_desktop.atomic_files import write_bytes_atomic
+
 SIZE = 64
 STEPS = 4
 PROMPT = "a lighthouse on a cliff, self-test"
@@ -79,7 +81,7 @@ def _randomize(module, generator) -> None:
 def write_tiny_model(path: Path, seed: int = 20240601) -> Path:
     """Write a random-weight SD 1.x checkpoint (LDM keys, fp32, ~15 MB) to `path`."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     from transformers import CLIPTextModel
 
     from sd_desktop.engine.checkpoints.keymap import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
@@ -97,10 +99,7 @@ def write_tiny_model(path: Path, seed: int = 20240601) -> Path:
         for key, tensor in module.state_dict().items():
             if not key.endswith("position_ids"):
                 state[prefix + key] = tensor.detach().float().contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
+    write_bytes_atomic(path, save(state, metadata={"format": "pt"}), durable=False)
     return path
 
 

@@ -269,13 +269,24 @@ def export_single_file(model: TinyModel, path: Path, dtype: torch.dtype = torch.
     save_file(state, str(path), metadata={"format": "pt"})
 
 
-def _model_index(variant: str) -> dict[str, Any]:
+def write_pipeline_files(folder: Path, variant: str = "txt2img") -> None:
+    """The weight-free part of a diffusers folder: model_index.json, the SD 1.5 scheduler
+    config and the tokenizer. The benchmarks use it too, as the `config=` folder that
+    diffusers' from_single_file needs offline."""
     import diffusers
 
-    return {
-        "_class_name": (
-            "StableDiffusionInpaintPipeline" if variant == "inpaint" else "StableDiffusionPipeline"
-        ),
+    if (
+        not (TOKENIZER_SOURCE / "vocab.json").is_file()
+        or not (TOKENIZER_SOURCE / "merges.txt").is_file()
+    ):
+        raise FileNotFoundError(
+            f"CLIP tokenizer files are missing from {TOKENIZER_SOURCE} "
+            "(vocab.json and merges.txt are needed to build the tiny test models)"
+        )
+    inpaint = variant == "inpaint"
+    pipeline = "StableDiffusionInpaintPipeline" if inpaint else "StableDiffusionPipeline"
+    index = {
+        "_class_name": pipeline,
         "_diffusers_version": diffusers.__version__,
         "feature_extractor": [None, None],
         "requires_safety_checker": False,
@@ -286,27 +297,13 @@ def _model_index(variant: str) -> dict[str, Any]:
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
     }
-
-
-def _write_folder(model: TinyModel, folder: Path) -> None:
-    if (
-        not (TOKENIZER_SOURCE / "vocab.json").is_file()
-        or not (TOKENIZER_SOURCE / "merges.txt").is_file()
-    ):
-        raise FileNotFoundError(
-            f"CLIP tokenizer files are missing from {TOKENIZER_SOURCE} "
-            "(vocab.json and merges.txt are needed to build the tiny test models)"
-        )
-    folder.mkdir(parents=True)
-    (folder / "model_index.json").write_text(json.dumps(_model_index(model.variant), indent=2))
-    (folder / "scheduler").mkdir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    (folder / "scheduler").mkdir(exist_ok=True)
     (folder / "scheduler" / "scheduler_config.json").write_text(
         json.dumps(SD15_SCHEDULER_CONFIG, indent=2)
     )
-    model.unet.save_pretrained(folder / "unet")
-    model.vae.save_pretrained(folder / "vae")
-    model.text_encoder.save_pretrained(folder / "text_encoder")
-    shutil.copytree(TOKENIZER_SOURCE, folder / "tokenizer")
+    shutil.copytree(TOKENIZER_SOURCE, folder / "tokenizer", dirs_exist_ok=True)
     special = {
         "bos_token": "<|startoftext|>",
         "eos_token": "<|endoftext|>",
@@ -315,6 +312,14 @@ def _write_folder(model: TinyModel, folder: Path) -> None:
     }
     if not (folder / "tokenizer" / "special_tokens_map.json").exists():
         (folder / "tokenizer" / "special_tokens_map.json").write_text(json.dumps(special))
+
+
+def _write_folder(model: TinyModel, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    write_pipeline_files(folder, model.variant)
+    model.unet.save_pretrained(folder / "unet")
+    model.vae.save_pretrained(folder / "vae")
+    model.text_encoder.save_pretrained(folder / "text_encoder")
 
 
 def _write_atomic(path: Path, write: Any) -> None:

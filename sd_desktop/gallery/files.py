@@ -10,15 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sd_desktop.atomic_files import TEMP_PREFIX, create_temp_file, fsync_dir
 from sd_desktop.infotext import GenerationParams, png_info
 
-TEMP_PREFIX = ".tmp-"
 CREATION_TIME_KEY = "Creation Time"  # a keyword the PNG specification itself defines
 _NUMBERED = re.compile(r"^(\d+)-")
 
@@ -41,17 +40,6 @@ def next_number(folder: Path) -> int:
                 if match:
                     highest = max(highest, int(match.group(1)))
     return highest + 1
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; not possible (nor needed) on Windows."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _place_without_overwrite(tmp: Path, target: Path) -> bool:
@@ -87,7 +75,7 @@ def write_png_atomic(
     """
     folder.mkdir(parents=True, exist_ok=True)
     info = png_info(params, **{CREATION_TIME_KEY: created.isoformat(timespec="seconds")})
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=".png")
+    fd, tmp_name = create_temp_file(folder, ".png")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -97,25 +85,11 @@ def write_png_atomic(
         number = first_number
         while not _place_without_overwrite(tmp, folder / file_name(number, params.seed)):
             number += 1
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return folder / file_name(number, params.seed), number
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Small side files (the favourites list) get the same never-half-written treatment."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".txt")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
 
 
 def iter_pngs(folder: Path) -> Iterator[Path]:

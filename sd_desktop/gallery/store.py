@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sd_desktop.atomic_files import write_text_atomic
 from sd_desktop.gallery import files, index
 from sd_desktop.gallery.index import Filters, IndexUnusable
 from sd_desktop.gallery.locations import (
@@ -380,7 +381,7 @@ class GalleryStore:
         them across a rebuild."""
         paths = [row[0] for row in self._db().execute("SELECT path FROM images WHERE favourite")]
         try:
-            files.write_text_atomic(self._favourites_path, "".join(p + "\n" for p in paths))
+            write_text_atomic(self._favourites_path, "".join(p + "\n" for p in paths))
         except OSError as exc:
             log.warning("Could not write %s: %s", self._favourites_path, exc)
 

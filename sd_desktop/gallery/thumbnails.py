@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image
 
+from sd_desktop.atomic_files import atomic_output
 from sd_desktop.gallery.locations import default_thumbnail_cache
 
 DEFAULT_SIZE = 256
@@ -50,15 +49,8 @@ class ThumbnailCache:
         if target.exists():
             return target
         thumb = self._render(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".jpg")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                thumb.save(handle, format="JPEG", quality=88)
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        with atomic_output(target, durable=False, suffix=".jpg") as handle:
+            thumb.save(handle, format="JPEG", quality=88)
         return target
 
     def _render(self, source: Path) -> Image.Image:

@@ -40,6 +40,8 @@ try:  # huggingface_hub 2.x talks HTTP through httpx2, 1.x through httpx: same A
 except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
     import httpx  # type: ignore[no-redef]
 
+from sd_desktop.atomic_files import write_text_atomic
+
 from .catalog import CatalogEntry
 from .errors import DownloadCancelled, DownloadError, LibraryError, OfflineError
 from .hashes import HashCache, hashed_files
@@ -268,9 +270,7 @@ class ModelDownloader:
     @staticmethod
     def _write_state(staging: Path, remote: list[RemoteFile]) -> None:
         payload = {"etags": {f.name: f.etag for f in remote}}
-        tmp = staging / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        os.replace(tmp, staging / STATE_FILE)
+        write_text_atomic(staging / STATE_FILE, json.dumps(payload, indent=1), durable=False)
 
     @staticmethod
     def _drop_stale_parts(files_dir: Path, remote: list[RemoteFile], old: dict[str, str]) -> None:

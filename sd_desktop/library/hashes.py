@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from sd_desktop.atomic_files import write_text_atomic
 from sd_desktop.engine.checkpoints.checkpoint import SHORT_HASH_LENGTH
 from sd_desktop.engine.checkpoints.diffusers_folder import folder_weights, is_diffusers_folder
 from sd_desktop.engine.errors import EngineError
@@ -107,10 +107,7 @@ class HashCache:
         """Atomic: a crash mid-write leaves the old cache, never half a JSON file."""
         payload = json.dumps({"version": CACHE_VERSION, "entries": self._entries}, indent=0)
         try:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(payload, encoding="utf-8")
-            os.replace(tmp, self.cache_file)
+            write_text_atomic(self.cache_file, payload, durable=False)
         except OSError:
             pass  # a cache that cannot be written only costs a re-hash next time
 

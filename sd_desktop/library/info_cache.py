@@ -10,13 +10,13 @@ engine may judge a file differently).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from sd_desktop import __version__
+from sd_desktop.atomic_files import write_text_atomic
 
 from .scan import ModelEntry
 
@@ -97,9 +97,6 @@ class InfoCache:
             payload = {"version": CACHE_VERSION, "app": __version__, "entries": self._entries}
             self._dirty = False
         try:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(payload), encoding="utf-8")
-            os.replace(tmp, self.cache_file)
+            write_text_atomic(self.cache_file, json.dumps(payload), durable=False)
         except OSError:
             pass

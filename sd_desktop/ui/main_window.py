@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sd_desktop.atomic_files import atomic_output
 from sd_desktop.engine.request import Mode
 from sd_desktop.gallery import (
     GalleryError,
@@ -1017,17 +1016,8 @@ def save_png_atomic(image: QImage, target: Path, params: GenerationParams | None
     from sd_desktop.ui.canvas_image_io import pil_from_qimage
 
     pil = pil_from_qimage(image)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".save-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if params is not None:
-                write_png(pil, f, params)
-            else:
-                pil.save(f, format="PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(target, suffix=".png") as handle:
+        if params is not None:
+            write_png(pil, handle, params)
+        else:
+            pil.save(handle, format="PNG")

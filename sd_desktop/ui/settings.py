@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from sd_desktop.atomic_files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -193,16 +194,4 @@ class SettingsStore:
         """Atomic: readers see the old file or the new one, never half of one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(settings.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_text_atomic(self.path, text + "\n")
