@@ -6,8 +6,6 @@ icon theme (Windows and macOS have none); rendered at several sizes for high-DPI
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QBrush,
@@ -16,25 +14,13 @@ from PySide6.QtGui import (
     QLinearGradient,
     QPainter,
     QPainterPath,
-    QPalette,
-    QPen,
-    QPixmap,
 )
-from PySide6.QtWidgets import QApplication
 
-Drawer = Callable[[QPainter, QColor], None]
-_SIZES = (16, 20, 24, 32, 48)
-
-
-def _pen(color: QColor, width: float = 1.8) -> QPen:
-    pen = QPen(color, width)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-    return pen
+from sd_desktop.ui.icon_drawing import Drawer, line_pen, palette_inks, render_icon
 
 
 def _dice(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawRoundedRect(QRectF(4, 4, 16, 16), 3.5, 3.5)
     p.setPen(Qt.PenStyle.NoPen)
@@ -53,7 +39,7 @@ def _arrow_head(p: QPainter, tip: QPointF, dx: float, dy: float) -> None:
 
 def _recycle(p: QPainter, c: QColor) -> None:
     """A circular arrow: "use the last seed again"."""
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawArc(QRectF(5, 5, 14, 14), 60 * 16, 270 * 16)
     p.setPen(Qt.PenStyle.NoPen)
@@ -63,7 +49,7 @@ def _recycle(p: QPainter, c: QColor) -> None:
 
 def _swap(p: QPainter, c: QColor) -> None:
     """Two opposed arrows: swap width and height."""
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     p.drawLine(QPointF(5, 9), QPointF(17, 9))
     p.drawLine(QPointF(7, 15), QPointF(19, 15))
     p.setPen(Qt.PenStyle.NoPen)
@@ -74,7 +60,7 @@ def _swap(p: QPainter, c: QColor) -> None:
 
 def _frame(p: QPainter, c: QColor) -> None:
     """A picture frame with corner marks: "use the source image's size"."""
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     p.setBrush(Qt.BrushStyle.NoBrush)
     for x, y, dx, dy in ((4, 4, 1, 1), (20, 4, -1, 1), (4, 20, 1, -1), (20, 20, -1, -1)):
         p.drawLine(QPointF(x, y), QPointF(x + 5 * dx, y))
@@ -90,7 +76,7 @@ def _more(p: QPainter, c: QColor) -> None:
 
 
 def _folder(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     p.setBrush(Qt.BrushStyle.NoBrush)
     path = QPainterPath(QPointF(4, 7))
     path.lineTo(9.5, 7)
@@ -114,48 +100,28 @@ _DRAWERS: dict[str, Drawer] = {
 
 def panel_icon(name: str) -> QIcon:
     """Icon `name` (dice, recycle, swap, frame, more, folder) in the palette's colours."""
-    palette = QApplication.palette()
-    normal = palette.color(QPalette.ColorRole.ButtonText)
-    disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
-    if disabled == normal:
-        disabled = QColor(normal.red(), normal.green(), normal.blue(), 90)
-    icon = QIcon()
-    for mode, ink in ((QIcon.Mode.Normal, normal), (QIcon.Mode.Disabled, disabled)):
-        for size in _SIZES:
-            pixmap = QPixmap(size, size)
-            pixmap.fill(Qt.GlobalColor.transparent)
-            painter = QPainter(pixmap)
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            painter.scale(size / 24.0, size / 24.0)
-            _DRAWERS[name](painter, ink)
-            painter.end()
-            icon.addPixmap(pixmap, mode)
-    return icon
+    normal, disabled = palette_inks()
+    return render_icon(_DRAWERS[name], normal, disabled=disabled)
 
 
 def app_icon() -> QIcon:
     """The window icon: a rounded tile with a violet-to-teal gradient and a spark."""
-    icon = QIcon()
-    for size in (16, 24, 32, 48, 64, 128, 256):
-        pixmap = QPixmap(size, size)
-        pixmap.fill(Qt.GlobalColor.transparent)
-        p = QPainter(pixmap)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.scale(size / 64.0, size / 64.0)
-        gradient = QLinearGradient(0, 0, 64, 64)
-        gradient.setColorAt(0.0, QColor(124, 77, 255))
-        gradient.setColorAt(1.0, QColor(0, 184, 169))
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QBrush(gradient))
-        p.drawRoundedRect(QRectF(2, 2, 60, 60), 14, 14)
-        spark = QPainterPath(QPointF(32, 10))
-        for x, y in ((37, 27), (54, 32), (37, 37), (32, 54), (27, 37), (10, 32), (27, 27)):
-            spark.lineTo(x, y)
-        spark.closeSubpath()
-        p.setBrush(QColor(255, 255, 255, 235))
-        p.drawPath(spark)
-        p.setBrush(QColor(255, 255, 255, 180))
-        p.drawEllipse(QPointF(48, 16), 3.5, 3.5)
-        p.end()
-        icon.addPixmap(pixmap)
-    return icon
+    sizes = (16, 24, 32, 48, 64, 128, 256)
+    return render_icon(_app_tile, QColor(255, 255, 255), sizes=sizes, box=64)
+
+
+def _app_tile(p: QPainter, spark_color: QColor) -> None:
+    gradient = QLinearGradient(0, 0, 64, 64)
+    gradient.setColorAt(0.0, QColor(124, 77, 255))
+    gradient.setColorAt(1.0, QColor(0, 184, 169))
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QBrush(gradient))
+    p.drawRoundedRect(QRectF(2, 2, 60, 60), 14, 14)
+    spark = QPainterPath(QPointF(32, 10))
+    for x, y in ((37, 27), (54, 32), (37, 37), (32, 54), (27, 37), (10, 32), (27, 27)):
+        spark.lineTo(x, y)
+    spark.closeSubpath()
+    p.setBrush(QColor(spark_color.red(), spark_color.green(), spark_color.blue(), 235))
+    p.drawPath(spark)
+    p.setBrush(QColor(spark_color.red(), spark_color.green(), spark_color.blue(), 180))
+    p.drawEllipse(QPointF(48, 16), 3.5, 3.5)

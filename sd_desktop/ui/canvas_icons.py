@@ -6,61 +6,32 @@ and are rendered at several sizes so they stay crisp on high-DPI screens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath
 from PySide6.QtWidgets import QApplication, QStyle
 
-Drawer = Callable[[QPainter, QColor], None]
-"""Draws one icon in a 24×24 box."""
-
-_SIZES = (16, 24, 32, 48, 64)
+from sd_desktop.ui.icon_drawing import Drawer, line_pen, palette_inks, render_icon
 
 
 def canvas_icon(name: str, color: QColor | None = None) -> QIcon:
     """Icon ``name`` (a key of :data:`ICON_NAMES`), themed where the desktop provides it."""
     theme_name, drawer, standard = ICON_NAMES[name]
-    palette = QApplication.palette()
+    normal, disabled = palette_inks()
     if color is None:
-        color = palette.color(QPalette.ColorRole.ButtonText)
+        color = normal
+    elif disabled == color:
+        disabled = QColor(color.red(), color.green(), color.blue(), 90)
     if drawer is None and standard is not None:
         fallback = QApplication.style().standardIcon(standard)
     else:
-        disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
-        if disabled == color:
-            disabled = QColor(color.red(), color.green(), color.blue(), 90)
-        fallback = _draw_icon(drawer or _draw_brush, color, disabled)
+        fallback = render_icon(drawer or _draw_brush, color, disabled=disabled)
     if theme_name and QIcon.hasThemeIcon(theme_name):
         return QIcon.fromTheme(theme_name, fallback)
     return fallback
 
 
-def _draw_icon(drawer: Drawer, color: QColor, disabled: QColor) -> QIcon:
-    """Normal and disabled renderings; the style's automatic greying is too faint."""
-    icon = QIcon()
-    for mode, ink in ((QIcon.Mode.Normal, color), (QIcon.Mode.Disabled, disabled)):
-        for size in _SIZES:
-            pixmap = QPixmap(size, size)
-            pixmap.fill(Qt.GlobalColor.transparent)
-            painter = QPainter(pixmap)
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            painter.scale(size / 24.0, size / 24.0)
-            drawer(painter, ink)
-            painter.end()
-            icon.addPixmap(pixmap, mode)
-    return icon
-
-
-def _pen(color: QColor, width: float = 2.0) -> QPen:
-    pen = QPen(color, width)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-    return pen
-
-
 def _draw_brush(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 2.4))
+    p.setPen(line_pen(c, 2.4))
     p.drawLine(QPointF(20.5, 3.5), QPointF(12.5, 11.5))
     tip = QPainterPath(QPointF(10.0, 10.5))
     tip.cubicTo(QPointF(14.5, 12.0), QPointF(14.0, 17.5), QPointF(9.5, 19.0))
@@ -75,7 +46,7 @@ def _draw_brush(p: QPainter, c: QColor) -> None:
 def _draw_eraser(p: QPainter, c: QColor) -> None:
     p.translate(12, 12)
     p.rotate(-45)
-    p.setPen(_pen(c, 1.8))
+    p.setPen(line_pen(c, 1.8))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawRoundedRect(QRectF(-9, -5, 18, 10), 2, 2)
     p.setBrush(c)
@@ -87,7 +58,7 @@ def _arrow(p: QPainter, c: QColor, mirrored: bool) -> None:
     if mirrored:
         p.translate(24, 0)
         p.scale(-1, 1)
-    p.setPen(_pen(c, 2.2))
+    p.setPen(line_pen(c, 2.2))
     p.setBrush(Qt.BrushStyle.NoBrush)
     path = QPainterPath(QPointF(5.5, 10.0))
     path.lineTo(QPointF(14.0, 10.0))
@@ -106,16 +77,16 @@ def _draw_redo(p: QPainter, c: QColor) -> None:
 
 
 def _draw_clear(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 1.6))
+    p.setPen(line_pen(c, 1.6))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawRoundedRect(QRectF(3.5, 3.5, 17, 17), 3, 3)
-    p.setPen(_pen(c, 2.2))
+    p.setPen(line_pen(c, 2.2))
     p.drawLine(QPointF(8.5, 8.5), QPointF(15.5, 15.5))
     p.drawLine(QPointF(15.5, 8.5), QPointF(8.5, 15.5))
 
 
 def _draw_invert(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 1.8))
+    p.setPen(line_pen(c, 1.8))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawEllipse(QRectF(3.5, 3.5, 17, 17))
     half = QPainterPath(QPointF(12, 3.5))
@@ -127,11 +98,11 @@ def _draw_invert(p: QPainter, c: QColor) -> None:
 
 
 def _draw_fit(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 2.0))
+    p.setPen(line_pen(c, 2.0))
     for sx, sy in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
         x0, y0 = 12 - 8.5 * sx, 12 - 8.5 * sy
         p.drawPolyline([QPointF(x0, y0 + 5 * sy), QPointF(x0, y0), QPointF(x0 + 5 * sx, y0)])
-    p.setPen(_pen(c, 1.4))
+    p.setPen(line_pen(c, 1.4))
     p.drawRect(QRectF(8, 8, 8, 8))
 
 
@@ -145,12 +116,12 @@ def _draw_actual(p: QPainter, c: QColor) -> None:
 
 
 def _magnifier(p: QPainter, c: QColor, plus: bool) -> None:
-    p.setPen(_pen(c, 2.0))
+    p.setPen(line_pen(c, 2.0))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawEllipse(QRectF(3.5, 3.5, 13, 13))
-    p.setPen(_pen(c, 2.8))
+    p.setPen(line_pen(c, 2.8))
     p.drawLine(QPointF(15, 15), QPointF(20.5, 20.5))
-    p.setPen(_pen(c, 1.8))
+    p.setPen(line_pen(c, 1.8))
     p.drawLine(QPointF(7, 10), QPointF(13, 10))
     if plus:
         p.drawLine(QPointF(10, 7), QPointF(10, 13))
@@ -165,7 +136,7 @@ def _draw_zoom_out(p: QPainter, c: QColor) -> None:
 
 
 def _draw_paste(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 1.8))
+    p.setPen(line_pen(c, 1.8))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawRoundedRect(QRectF(4.5, 5.5, 15, 16), 2, 2)
     p.setBrush(c)
@@ -173,7 +144,7 @@ def _draw_paste(p: QPainter, c: QColor) -> None:
 
 
 def _tray(p: QPainter, c: QColor, down: bool) -> None:
-    p.setPen(_pen(c, 2.0))
+    p.setPen(line_pen(c, 2.0))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawPolyline([QPointF(4, 14), QPointF(4, 20), QPointF(20, 20), QPointF(20, 14)])
     p.drawLine(QPointF(12, 3.5), QPointF(12, 15))

@@ -4,17 +4,13 @@ in the palette's text colour, so Windows and macOS (no icon theme) look as finis
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPalette, QPen, QPixmap
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath
+
+from sd_desktop.ui.icon_drawing import Drawer, line_pen, palette_inks, render_icon
 
 STAR_COLOR = QColor(255, 196, 0)
-_SIZES = (16, 20, 24, 32, 48)
-
-Drawer = Callable[[QPainter, QColor], None]
-"""Draws one icon in a 24x24 box."""
 
 
 def star_path(center: QPointF, outer: float) -> QPainterPath:
@@ -35,43 +31,20 @@ def star_path(center: QPointF, outer: float) -> QPainterPath:
     return path
 
 
-def _pen(color: QColor, width: float = 1.8) -> QPen:
-    pen = QPen(color, width)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-    return pen
-
-
-def _draw(
-    drawer: Drawer, color: QColor, icon: QIcon | None = None, state: QIcon.State = QIcon.State.Off
-) -> QIcon:
-    icon = icon if icon is not None else QIcon()
-    for size in _SIZES:
-        pixmap = QPixmap(size, size)
-        pixmap.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.scale(size / 24.0, size / 24.0)
-        drawer(painter, color)
-        painter.end()
-        icon.addPixmap(pixmap, QIcon.Mode.Normal, state)
-    return icon
-
-
 def _star(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 1.5))
+    p.setPen(line_pen(c, 1.5))
     p.setBrush(c)
     p.drawPath(star_path(QPointF(12, 12.8), 10.5))
 
 
 def _star_outline(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 1.6))
+    p.setPen(line_pen(c, 1.6))
     p.setBrush(Qt.BrushStyle.NoBrush)
     p.drawPath(star_path(QPointF(12, 12.8), 10.0))
 
 
 def _copy(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     p.drawRoundedRect(QRectF(8.5, 8.5, 11.5, 12.5), 2, 2)
     back = QPainterPath(QPointF(15.5, 5.5))
     back.lineTo(15.5, 4.5)
@@ -84,7 +57,7 @@ def _copy(p: QPainter, c: QColor) -> None:
 
 
 def _folder(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     path = QPainterPath(QPointF(3, 18.5))
     path.lineTo(3, 6)
     path.quadTo(3, 4.5, 4.5, 4.5)
@@ -101,7 +74,7 @@ def _folder(p: QPainter, c: QColor) -> None:
 
 
 def _trash(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c))
+    p.setPen(line_pen(c))
     p.drawLine(QPointF(3.5, 6), QPointF(20.5, 6))
     p.drawPolyline([QPointF(9, 6), QPointF(9, 3.5), QPointF(15, 3.5), QPointF(15, 6)])
     body = QPainterPath(QPointF(5.5, 6))
@@ -116,7 +89,7 @@ def _trash(p: QPainter, c: QColor) -> None:
 
 
 def _search(p: QPainter, c: QColor) -> None:
-    p.setPen(_pen(c, 2.0))
+    p.setPen(line_pen(c, 2.0))
     p.drawEllipse(QPointF(10.2, 10.2), 6.3, 6.3)
     p.drawLine(QPointF(14.9, 14.9), QPointF(20.5, 20.5))
 
@@ -135,10 +108,10 @@ def gallery_icon(name: str, color: QColor | None = None) -> QIcon:
     off and filled when on, for checkable favourite buttons."""
     theme_name, drawer = _ICONS[name]
     if name == "star":
-        icon = _draw(_star_outline, STAR_COLOR)
-        return _draw(drawer, STAR_COLOR, icon, QIcon.State.On)
+        icon = render_icon(_star_outline, STAR_COLOR)
+        return render_icon(drawer, STAR_COLOR, icon=icon, state=QIcon.State.On)
     if theme_name and QIcon.hasThemeIcon(theme_name):
         return QIcon.fromTheme(theme_name)
     if color is None:
-        color = QApplication.palette().color(QPalette.ColorRole.ButtonText)
-    return _draw(drawer, color)
+        color = palette_inks()[0]
+    return render_icon(drawer, color)
