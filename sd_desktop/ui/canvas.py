@@ -80,6 +80,7 @@ from sd_desktop.ui.canvas_toolbar import CanvasActions, build_canvas_actions, bu
 from sd_desktop.ui.canvas_view import ViewTransform
 from sd_desktop.ui.mask_brush import Box, BrushPoint
 from sd_desktop.ui.mask_document import MaskDocument
+from sd_desktop.ui.mask_overlay import MaskOverlay
 
 
 class _Layer(Enum):
@@ -125,10 +126,7 @@ class CanvasWidget(QWidget):
         self._scaled_cache: tuple[tuple[int, int, int], QPixmap] | None = None
 
         self._mask: MaskDocument | None = None
-        self._overlay: QImage | None = None
-        self._overlay_pixels: np.ndarray | None = None
-        self._mask_color = QColor(255, 32, 96)
-        self._mask_opacity = 0.5
+        self._overlay = MaskOverlay()
         self._mask_editing = False
 
         self._brush_size = 48
@@ -199,7 +197,7 @@ class CanvasWidget(QWidget):
         if size_changed:
             had_mask = self._mask is not None and not self._mask.is_empty()
             self._mask = MaskDocument(source.width(), source.height())
-            self._rebuild_overlay()
+            self._overlay.rebuild(self._mask.pixels)
             if had_mask:
                 self.mask_changed.emit()
         self._document_changed()
@@ -238,7 +236,7 @@ class CanvasWidget(QWidget):
         self._source = self._source_pixmap = None
         self._result = self._result_pixmap = self._preview = self._preview_size = None
         self._mask = None
-        self._overlay = self._overlay_pixels = None
+        self._overlay.clear()
         self._layer = _Layer.SOURCE
         self._document_changed()
         self.image_changed.emit()
@@ -496,9 +494,8 @@ class CanvasWidget(QWidget):
 
     def set_mask_color(self, color: QColor, opacity: float = 0.5) -> None:
         """Overlay colour and its strength where the mask is fully white."""
-        self._mask_color = QColor(color)
-        self._mask_opacity = min(max(opacity, 0.0), 1.0)
-        self._rebuild_overlay()
+        self._overlay.set_colour(color, opacity)
+        self._overlay.rebuild(self._mask.pixels if self._mask is not None else None)
         self.update()
 
     # --------------------------------------------------------------------- view
@@ -670,58 +667,13 @@ class CanvasWidget(QWidget):
         self._sync_state()
         self.mask_changed.emit()
 
-    def _rebuild_overlay(self) -> None:
-        if self._mask is None:
-            self._overlay = self._overlay_pixels = None
-            return
-        width, height = self._mask.width, self._mask.height
-        overlay = QImage(width, height, QImage.Format.Format_RGBA8888_Premultiplied)
-        overlay.fill(0)
-        raw = np.frombuffer(overlay.bits(), dtype=np.uint8)
-        rows = raw.reshape(height, overlay.bytesPerLine())
-        self._overlay = overlay
-        # One uint32 per pixel whose bytes are R, G, B, A in memory, like the QImage.
-        self._overlay_pixels = rows[:, : width * 4].view(np.uint32)
-        self._refresh_overlay((0, 0, width, height))
-
     def _refresh_overlay(self, box: Box) -> None:
-        """Recolour the overlay inside ``box`` from the mask and repaint that area.
-
-        Besides the translucent fill, pixels on the mask's half-strength contour are
-        drawn nearly opaque, so the edge stays legible on images of any colour.
-        """
-        if self._mask is None or self._overlay_pixels is None:
+        """Recolour the overlay inside ``box`` and repaint that part of the screen."""
+        if self._mask is None:
             return
-        pixels = self._mask.pixels
-        height, width = pixels.shape
-        # A pixel's outline depends on its neighbours, so refresh one pixel more.
-        left, top = max(box[0] - 1, 0), max(box[1] - 1, 0)
-        right, bottom = min(box[2] + 1, width), min(box[3] + 1, height)
-        inside = np.pad(
-            pixels[max(top - 1, 0) : bottom + 1, max(left - 1, 0) : right + 1] >= 128,
-            ((int(top == 0), int(bottom == height)), (int(left == 0), int(right == width))),
-            mode="edge",
-        )
-        core = inside[1:-1, 1:-1]
-        edge = core & ~(inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
-        fill, outline = self._overlay_colours()
-        target = self._overlay_pixels[top:bottom, left:right]
-        target[...] = fill[pixels[top:bottom, left:right]]
-        target[edge] = outline
-        self.update(self._view.widget_rect(left, top, right, bottom))
-
-    def _overlay_colours(self) -> tuple[np.ndarray, np.ndarray]:
-        """Packed premultiplied RGBA for every mask value (a lookup table) and the outline."""
-        colour = np.array(
-            [self._mask_color.red(), self._mask_color.green(), self._mask_color.blue(), 255],
-            dtype=np.uint32,
-        )
-        levels = np.arange(256, dtype=np.uint32)
-        alpha = (levels * round(255 * self._mask_opacity) + 127) // 255
-        fill = ((alpha[:, None] * colour[None, :] + 127) // 255).astype(np.uint8)
-        edge_alpha = max(round(255 * min(self._mask_opacity * 1.8, 0.9)), 1)
-        outline = ((edge_alpha * colour + 127) // 255).astype(np.uint8)
-        return fill.view(np.uint32).ravel(), outline.view(np.uint32)
+        redrawn = self._overlay.refresh(self._mask.pixels, box)
+        if redrawn is not None:
+            self.update(self._view.widget_rect(*redrawn))
 
     # painting strokes --------------------------------------------------------------
 
@@ -1021,9 +973,10 @@ class CanvasWidget(QWidget):
         target = self._view.image_rect(doc)
         paint_shadow(painter, target)
         self._paint_picture(painter, target)
-        if self._overlay_visible() and self._overlay is not None:
+        overlay = self._overlay.image
+        if self._overlay_visible() and overlay is not None:
             self._set_sampling(painter)
-            painter.drawImage(target, self._overlay)
+            painter.drawImage(target, overlay)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         painter.setPen(QPen(QColor(0, 0, 0, 120), 1))
         painter.setBrush(Qt.BrushStyle.NoBrush)
