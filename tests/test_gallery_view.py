@@ -365,6 +365,29 @@ def test_rebuild_runs_off_the_ui_thread_while_the_ui_keeps_ticking(
     store.close()
 
 
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_new_empty_gallery_is_not_announced_but_a_repaired_one_is(
+    qtbot, tmp_path: Path, damaged: bool
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "empty"
+    if damaged:
+        folder.mkdir()
+        with GalleryStore(folder) as first:
+            index_file = first.index_path
+        index_file.write_bytes(b"not a database" * 100)
+    store = GalleryStore(folder, scan_later=True)
+    assert store.rebuild_reason is not None
+    gallery = GalleryWidget(store, thumbnails=ThumbnailCache(tmp_path / "thumbs", size=64))
+    qtbot.addWidget(gallery)
+    notices: list[str] = []
+    gallery.notice.connect(notices.append)
+    gallery.sync_in_background()
+    qtbot.waitUntil(lambda: not gallery.is_syncing(), timeout=30_000)
+    assert notices == (["Gallery index rebuilt: 0 image(s)."] if damaged else [])
+    gallery.shutdown()
+    store.close()
+
+
 def test_views_paint_safely_after_shutdown_and_store_close(
     qtbot, store: GalleryStore, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

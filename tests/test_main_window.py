@@ -399,6 +399,18 @@ def test_event_loop_never_stalls_during_load_and_generation(
     assert gen_gap < 0.1, f"UI stalled {gen_gap * 1000:.0f} ms during generation"
 
 
+def test_first_run_window_fits_the_screen(qtbot, paths) -> None:  # type: ignore[no-untyped-def]
+    """No saved geometry: 1400x880 where there is room, else the screen's size (the
+    offscreen screen is 800x800, smaller than a 1366x768 laptop's), centred."""
+    window = open_window(qtbot, paths, resize=False)
+    room = window.screen().availableGeometry()
+    assert window.height() <= room.height() and window.height() < 880
+    assert window.width() <= max(room.width(), window.minimumSizeHint().width())
+    if window.width() <= room.width():
+        assert abs(window.frameGeometry().center().x() - room.center().x()) <= 2
+    window.shutdown()
+
+
 def test_settings_persist_across_restart(qtbot, paths, tiny_path) -> None:  # type: ignore[no-untyped-def]
     first = open_window(qtbot, paths)
     load(qtbot, first, tiny_path)

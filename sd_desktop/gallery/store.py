@@ -35,7 +35,8 @@ _STALE_TEMP_S = 3600.0
 # for one batch, never for a whole rebuild.
 _SYNC_BATCH = 256
 SORT_ORDERS = ("newest", "oldest")
-_NO_INDEX = "no index yet"
+NO_INDEX_YET = "no index yet"
+"""rebuild_reason of a gallery opened for the first time."""
 
 
 class GalleryError(Exception):
@@ -117,7 +118,7 @@ class GalleryStore:
         files.remove_stale_temp_files(self._folder, _STALE_TEMP_S, time.time())
         reason = self._open_existing_index()
         if reason is not None:
-            level = logging.INFO if reason == _NO_INDEX else logging.WARNING
+            level = logging.INFO if reason == NO_INDEX_YET else logging.WARNING
             log.log(level, "Rebuilding gallery index %s: %s", self._index_path, reason)
             self.rebuild_reason = reason
             self._replace_index([] if scan_later else self._scan(files.iter_pngs(self._folder)))
@@ -149,7 +150,7 @@ class GalleryStore:
     def _open_existing_index(self) -> str | None:
         """Open the index; return why it must be rebuilt, or None when it is usable."""
         if not self._index_path.exists():
-            return _NO_INDEX
+            return NO_INDEX_YET
         conn: sqlite3.Connection | None = None
         try:
             conn = index.connect(self._index_path)

@@ -62,6 +62,7 @@ from PySide6.QtWidgets import (
 )
 
 from sd_desktop.gallery import GalleryError, GalleryItem, GalleryStore, ThumbnailCache
+from sd_desktop.gallery.store import NO_INDEX_YET
 from sd_desktop.ui.gallery_delegate import ThumbnailDelegate
 from sd_desktop.ui.gallery_details import GalleryDetailsPane
 from sd_desktop.ui.gallery_icons import gallery_icon
@@ -705,8 +706,9 @@ class GalleryWidget(QWidget):
             added, removed = result
             if rebuilt or added or removed:
                 self._reload_all()
-            if rebuilt:
-                count = self._store.count()
+            count = self._store.count() if rebuilt else 0
+            # A brand-new, empty gallery (first run) has nothing worth announcing.
+            if rebuilt and (count or self._store.rebuild_reason != NO_INDEX_YET):
                 self.notice.emit(f"Gallery index rebuilt: {count:,} image(s).")
             elif added or removed:
                 self.notice.emit(

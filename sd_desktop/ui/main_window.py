@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt, Slot
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -73,6 +80,8 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE_FILTER = "Stable Diffusion models (*.safetensors *.ckpt);;All files (*)"
 CANVAS_TAB, GALLERY_TAB = 0, 1
+DEFAULT_WINDOW_SIZE = QSize(1400, 880)
+"""First-run size where the screen has room; smaller screens get a window that fits."""
 # What the empty canvas says in each mode: (title, detail).
 EMPTY_CANVAS_TEXT = {
     Mode.TXT2IMG: (
@@ -494,13 +503,28 @@ class MainWindow(QMainWindow):
         if s.window_geometry:
             self.restoreGeometry(QByteArray.fromBase64(s.window_geometry.encode("ascii")))
         else:
-            self.resize(1400, 880)
+            self._first_size()
         if s.window_state:
             self.restoreState(QByteArray.fromBase64(s.window_state.encode("ascii")))
         if s.splitter_state:
             self.main_split.restoreState(QByteArray.fromBase64(s.splitter_state.encode("ascii")))
         self._on_mode_changed(self.panel.mode())
         self._update_actions()
+
+    def _first_size(self) -> None:
+        """A generous window on a large screen; on a laptop (1366x768 is common) one that
+        fits the screen instead of running past its edges, centred."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(DEFAULT_WINDOW_SIZE)
+            return
+        room = screen.availableGeometry()
+        width = min(DEFAULT_WINDOW_SIZE.width(), int(room.width() * 0.94))
+        height = min(DEFAULT_WINDOW_SIZE.height(), int(room.height() * 0.94))
+        self.resize(max(width, self.minimumSizeHint().width()), height)
+        frame = self.frameGeometry()
+        frame.moveCenter(room.center())
+        self.move(frame.topLeft())
 
     # ------------------------------------------------------------------ models
 
