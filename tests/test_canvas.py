@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -32,7 +33,14 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton, QToolBar
 
 from sd_desktop.ui.canvas import CanvasWidget
-from sd_desktop.ui.canvas_image_io import ImageLimits, ImageLoadError, read_image_bytes
+from sd_desktop.ui.canvas_image_io import (
+    ImageLimits,
+    ImageLoadError,
+    local_image_path,
+    mime_has_image,
+    read_image_bytes,
+    read_image_mime,
+)
 from sd_desktop.ui.canvas_preview import soften_preview
 
 LEFT = Qt.MouseButton.LeftButton
@@ -360,6 +368,23 @@ def test_remote_url_is_refused(canvas, qtbot):
     with qtbot.waitSignal(canvas.error) as blocker:
         drop(canvas, mime)
     assert "local" in blocker.args[0]
+
+
+def test_mime_reading_without_a_widget(qapp):  # type: ignore[no-untyped-def]
+    buffer = io.BytesIO()
+    Image.new("RGBA", (30, 20), (10, 20, 30, 128)).save(buffer, format="PNG")
+    mime = QMimeData()
+    mime.setData("image/png", buffer.getvalue())
+    assert mime_has_image(mime) and local_image_path(mime) is None
+    image = read_image_mime(mime)
+    assert image.size() == QSize(30, 20)
+    # Transparency is flattened onto white, as for files: half-transparent (10, 20, 30).
+    assert QColor(image.pixel(5, 5)).getRgb()[:3] == (132, 137, 142)
+    empty = QMimeData()
+    empty.setText("just words")
+    assert not mime_has_image(empty) and not mime_has_image(None)
+    with pytest.raises(ImageLoadError):
+        read_image_mime(empty)  # a clear refusal, never a TypeError from Qt
 
 
 def test_paste_from_clipboard(canvas, qtbot):

@@ -68,11 +68,13 @@ from sd_desktop.ui.canvas_image_io import (
     ImageLoadError,
     check_pil,
     check_qimage,
+    local_image_path,
+    mime_has_image,
     pil_from_qimage,
     qimage_from_pil,
     qimage_to_array,
-    read_image_bytes,
     read_image_file,
+    read_image_mime,
     read_mask_file,
 )
 from sd_desktop.ui.canvas_preview import soften_preview
@@ -224,7 +226,7 @@ class CanvasWidget(QWidget):
     def paste_from_clipboard(self) -> bool:
         """Use the clipboard's image (or copied image file) as the source."""
         mime = QGuiApplication.clipboard().mimeData()
-        if mime is None or not _mime_has_image(mime):
+        if mime is None or not mime_has_image(mime):
             self.error.emit("The clipboard holds no image.")
             return False
         return self._load_mime(mime)
@@ -886,7 +888,7 @@ class CanvasWidget(QWidget):
     # drag and drop ---------------------------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if _mime_has_image(event.mimeData()):
+        if mime_has_image(event.mimeData()):
             event.acceptProposedAction()
             self._drag_hover = True
             self.update()
@@ -894,7 +896,7 @@ class CanvasWidget(QWidget):
             event.ignore()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 - Qt override
-        if _mime_has_image(event.mimeData()):
+        if mime_has_image(event.mimeData()):
             event.acceptProposedAction()
 
     def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:  # noqa: N802 - Qt override
@@ -911,7 +913,7 @@ class CanvasWidget(QWidget):
         self._drag_hover = False
         self.update()
         mime = event.mimeData()
-        if not _mime_has_image(mime):
+        if not mime_has_image(mime):
             event.ignore()
             return
         event.acceptProposedAction()
@@ -925,22 +927,12 @@ class CanvasWidget(QWidget):
     def _load_mime(self, mime: QMimeData) -> bool:
         """Source image from drag-and-drop or clipboard data; errors go to :attr:`error`."""
         try:
-            if mime.hasUrls():
-                url = mime.urls()[0]
-                if not url.isLocalFile():
-                    raise ImageLoadError("Only local image files can be opened; save it first.")
-                return self.load_image_file(url.toLocalFile())
-            for fmt in mime.formats():
-                if fmt.startswith("image/"):
-                    return self.set_image(
-                        read_image_bytes(bytes(mime.data(fmt).data()), self._limits)
-                    )
-            return self.set_image(check_qimage(QImage(mime.imageData()), self._limits))
+            path = local_image_path(mime)
+            if path is not None:
+                return self.load_image_file(path)
+            return self.set_image(read_image_mime(mime, self._limits))
         except ImageLoadError as exc:
             self.error.emit(str(exc))
-            return False
-        except (TypeError, ValueError) as exc:
-            self.error.emit(f"The dropped data is not a usable image ({exc}).")
             return False
 
     # geometry --------------------------------------------------------------------
@@ -1090,11 +1082,3 @@ class CanvasWidget(QWidget):
     def _hide_hud(self) -> None:
         self._hud_text = ""
         self.update()
-
-
-def _mime_has_image(mime: QMimeData | None) -> bool:
-    if mime is None:
-        return False
-    if mime.hasUrls():
-        return any(url.isLocalFile() or url.scheme() in ("http", "https") for url in mime.urls())
-    return mime.hasImage() or any(fmt.startswith("image/") for fmt in mime.formats())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QImage, QPainter
 
 SAFE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")
@@ -99,6 +100,39 @@ def check_pil(image: Image.Image, limits: ImageLimits = DEFAULT_LIMITS) -> QImag
     """Validate an in-memory PIL image (e.g. from the gallery) and convert it."""
     limits.check(*image.size)
     return qimage_from_pil(_rgb(image))
+
+
+def mime_has_image(mime: QMimeData | None) -> bool:
+    """Whether a drag or the clipboard offers something the canvas could open."""
+    if mime is None:
+        return False
+    if mime.hasUrls():
+        return any(url.isLocalFile() or url.scheme() in ("http", "https") for url in mime.urls())
+    return mime.hasImage() or any(fmt.startswith("image/") for fmt in mime.formats())
+
+
+def local_image_path(mime: QMimeData) -> Path | None:
+    """The dropped file to open, or None when the data carries the image itself."""
+    if not mime.hasUrls():
+        return None
+    url = mime.urls()[0]
+    if not url.isLocalFile():
+        raise ImageLoadError("Only local image files can be opened; save it first.")
+    return Path(url.toLocalFile())
+
+
+def read_image_mime(mime: QMimeData, limits: ImageLimits = DEFAULT_LIMITS) -> QImage:
+    """The image inside drag or clipboard data: encoded bytes (image/png, ...) first,
+    read with the same checks and conversions as a file, else Qt's decoded image."""
+    try:
+        for fmt in mime.formats():
+            if fmt.startswith("image/"):
+                return read_image_bytes(bytes(mime.data(fmt).data()), limits)
+        return check_qimage(QImage(mime.imageData()), limits)
+    except ImageLoadError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ImageLoadError(f"The dropped data is not a usable image ({exc}).") from exc
 
 
 def qimage_from_pil(image: Image.Image) -> QImage:
