@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from sd_desktop.gallery import GalleryError, GalleryStore, ThumbnailCache, ThumbnailError
-from sd_desktop.gallery.files import TEMP_PREFIX
+from sd_desktop.gallery.files import TEMP_PREFIX, iter_pngs, remove_stale_temp_files
 from sd_desktop.gallery.index import fts_query
 from sd_desktop.infotext import GenerationParams, read_png_params
 
@@ -322,3 +324,24 @@ def test_sync_stops_when_asked_and_writes_nothing(tmp_path: Path) -> None:
         assert reopened.sync(should_stop=lambda: True) == (0, 0)
         assert reopened.count() == 0 and reopened.needs_scan  # still to do next time
         assert reopened.sync() == (4, 0)
+
+
+def test_folder_walks_skip_hidden_folders_and_clear_only_old_temp_files(tmp_path: Path) -> None:
+    day = tmp_path / "2024-03-01"
+    hidden = tmp_path / ".thumbnails"
+    day.mkdir()
+    hidden.mkdir()
+    (day / "00001-1.png").write_bytes(b"png")
+    (day / "notes.txt").write_text("x")
+    (hidden / "00002-2.png").write_bytes(b"png")
+    old, young = day / f"{TEMP_PREFIX}old.png", day / f"{TEMP_PREFIX}young.png"
+    kept_hidden = hidden / f"{TEMP_PREFIX}cache.jpg"
+    for path in (old, young, kept_hidden):
+        path.write_bytes(b"partial")
+    now = time.time()
+    os.utime(old, (now - 3600, now - 3600))
+    os.utime(kept_hidden, (now - 3600, now - 3600))
+
+    assert list(iter_pngs(tmp_path)) == [day / "00001-1.png"]
+    assert remove_stale_temp_files(tmp_path, older_than_s=600, now=now) == 1
+    assert not old.exists() and young.exists() and kept_hidden.exists()

@@ -92,8 +92,9 @@ def write_png_atomic(
             tmp.unlink()
 
 
-def iter_pngs(folder: Path) -> Iterator[Path]:
-    """Every image file under `folder`, skipping hidden entries (temp files, the index)."""
+def _files_in_visible_folders(folder: Path) -> Iterator[os.DirEntry[str]]:
+    """Every non-folder entry under `folder`, not descending into hidden folders (the
+    thumbnail cache); unreadable folders are passed over."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -102,30 +103,28 @@ def iter_pngs(folder: Path) -> Iterator[Path]:
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
             if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            elif entry.name.lower().endswith(".png") and entry.is_file():
-                yield Path(entry.path)
+                if not entry.name.startswith("."):
+                    stack.append(Path(entry.path))
+            else:
+                yield entry
+
+
+def iter_pngs(folder: Path) -> Iterator[Path]:
+    """Every image file under `folder`, skipping hidden entries (temp files, the index)."""
+    for entry in _files_in_visible_folders(folder):
+        name = entry.name
+        if not name.startswith(".") and name.lower().endswith(".png") and entry.is_file():
+            yield Path(entry.path)
 
 
 def remove_stale_temp_files(folder: Path, older_than_s: float, now: float) -> int:
     """Delete temp files a crash left behind; young ones may belong to a running save."""
     removed = 0
-    stack = [folder]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                stack.append(Path(entry.path))
-            elif entry.name.startswith(TEMP_PREFIX):
-                with contextlib.suppress(OSError):
-                    if now - entry.stat().st_mtime > older_than_s:
-                        os.unlink(entry.path)
-                        removed += 1
+    for entry in _files_in_visible_folders(folder):
+        if entry.name.startswith(TEMP_PREFIX):
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime > older_than_s:
+                    os.unlink(entry.path)
+                    removed += 1
     return removed
