@@ -16,11 +16,7 @@ from sd_desktop.ui.icon_drawing import Drawer, line_pen, palette_inks, render_ic
 def canvas_icon(name: str, color: QColor | None = None) -> QIcon:
     """Icon ``name`` (a key of :data:`ICON_NAMES`), themed where the desktop provides it."""
     theme_name, drawer, standard = ICON_NAMES[name]
-    normal, disabled = palette_inks()
-    if color is None:
-        color = normal
-    elif disabled == color:
-        disabled = QColor(color.red(), color.green(), color.blue(), 90)
+    color, disabled = palette_inks(color)
     if drawer is None and standard is not None:
         fallback = QApplication.style().standardIcon(standard)
     else:

@@ -27,11 +27,12 @@ def line_pen(color: QColor, width: float = 1.8) -> QPen:
     return pen
 
 
-def palette_inks() -> tuple[QColor, QColor]:
-    """The button text colour and its disabled form; where a style makes them equal,
-    a translucent one, since the style's own greying of pixmaps is too faint."""
+def palette_inks(ink: QColor | None = None) -> tuple[QColor, QColor]:
+    """`ink` (default: the button text colour) and the disabled colour to pair with it;
+    where a style makes the two equal, a translucent `ink`, since the style's own
+    greying of pixmaps is too faint."""
     palette = QApplication.palette()
-    normal = palette.color(QPalette.ColorRole.ButtonText)
+    normal = QColor(ink) if ink is not None else palette.color(QPalette.ColorRole.ButtonText)
     disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
     if disabled == normal:
         disabled = QColor(normal.red(), normal.green(), normal.blue(), 90)
