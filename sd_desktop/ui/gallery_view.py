@@ -61,8 +61,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sd_desktop.gallery import GalleryError, GalleryItem, GalleryStore, ThumbnailCache
-from sd_desktop.gallery.store import NO_INDEX_YET
+from sd_desktop.gallery import (
+    NO_INDEX_YET,
+    GalleryError,
+    GalleryItem,
+    GalleryStore,
+    ThumbnailCache,
+)
 from sd_desktop.ui.gallery_delegate import ThumbnailDelegate
 from sd_desktop.ui.gallery_details import GalleryDetailsPane
 from sd_desktop.ui.gallery_icons import gallery_icon
@@ -706,10 +711,11 @@ class GalleryWidget(QWidget):
             added, removed = result
             if rebuilt or added or removed:
                 self._reload_all()
-            count = self._store.count() if rebuilt else 0
-            # A brand-new, empty gallery (first run) has nothing worth announcing.
-            if rebuilt and (count or self._store.rebuild_reason != NO_INDEX_YET):
-                self.notice.emit(f"Gallery index rebuilt: {count:,} image(s).")
+            if rebuilt:
+                count = self._store.count()
+                # A brand-new, empty gallery (first run) has nothing worth announcing.
+                if count or self._store.rebuild_reason != NO_INDEX_YET:
+                    self.notice.emit(f"Gallery index rebuilt: {count:,} image(s).")
             elif added or removed:
                 self.notice.emit(
                     f"Gallery updated: {added} new and {removed} missing image(s) "

@@ -192,6 +192,5 @@ class SettingsStore:
 
     def save(self, settings: Settings) -> None:
         """Atomic: readers see the old file or the new one, never half of one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(settings.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
         write_text_atomic(self.path, text + "\n")
