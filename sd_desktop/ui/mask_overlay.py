@@ -18,10 +18,9 @@ class MaskOverlay:
     """Mask values 0..255 shown as premultiplied colour, with a near-opaque contour."""
 
     def __init__(self, colour: QColor = DEFAULT_COLOUR, opacity: float = 0.5) -> None:
-        self._colour = QColor(colour)
-        self._opacity = min(max(opacity, 0.0), 1.0)
         self._image: QImage | None = None
         self._pixels: np.ndarray | None = None
+        self.set_colour(colour, opacity)
 
     @property
     def image(self) -> QImage | None:
@@ -29,9 +28,9 @@ class MaskOverlay:
         return self._image
 
     def set_colour(self, colour: QColor, opacity: float) -> None:
-        """Takes effect at the next rebuild()."""
-        self._colour = QColor(colour)
-        self._opacity = min(max(opacity, 0.0), 1.0)
+        """Shows from the next rebuild() or refresh(). The colour table is made here, once, not
+        at every brush dab."""
+        self._fill, self._outline = _colour_table(QColor(colour), min(max(opacity, 0.0), 1.0))
 
     def clear(self) -> None:
         self._image = self._pixels = None
@@ -72,19 +71,18 @@ class MaskOverlay:
         )
         core = inside[1:-1, 1:-1]
         edge = core & ~(inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
-        fill, outline = self.colours()
         target = self._pixels[top:bottom, left:right]
-        target[...] = fill[mask[top:bottom, left:right]]
-        target[edge] = outline
+        target[...] = self._fill[mask[top:bottom, left:right]]
+        target[edge] = self._outline
         return left, top, right, bottom
 
-    def colours(self) -> tuple[np.ndarray, np.ndarray]:
-        """Packed premultiplied RGBA for every mask value (a lookup table) and the outline."""
-        c = self._colour
-        colour = np.array([c.red(), c.green(), c.blue(), 255], dtype=np.uint32)
-        levels = np.arange(256, dtype=np.uint32)
-        alpha = (levels * round(255 * self._opacity) + 127) // 255
-        fill = ((alpha[:, None] * colour[None, :] + 127) // 255).astype(np.uint8)
-        edge_alpha = max(round(255 * min(self._opacity * 1.8, 0.9)), 1)
-        outline = ((edge_alpha * colour + 127) // 255).astype(np.uint8)
-        return fill.view(np.uint32).ravel(), outline.view(np.uint32)
+
+def _colour_table(c: QColor, opacity: float) -> tuple[np.ndarray, np.ndarray]:
+    """Packed premultiplied RGBA for every mask value (a lookup table) and the outline."""
+    colour = np.array([c.red(), c.green(), c.blue(), 255], dtype=np.uint32)
+    levels = np.arange(256, dtype=np.uint32)
+    alpha = (levels * round(255 * opacity) + 127) // 255
+    fill = ((alpha[:, None] * colour[None, :] + 127) // 255).astype(np.uint8)
+    edge_alpha = max(round(255 * min(opacity * 1.8, 0.9)), 1)
+    outline = ((edge_alpha * colour + 127) // 255).astype(np.uint8)
+    return fill.view(np.uint32).ravel(), outline.view(np.uint32)
